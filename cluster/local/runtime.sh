@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Makes sure a container runtime answers: containerd (with its CRI plugin, for the kubelet) and
+# dockerd on top of that same containerd. Starts them only when nothing answers.
+#
+# Used on Linux as root (CI, offline Linux). On a laptop with Docker Desktop or a systemd-managed
+# dockerd it only checks, and tells you how to start Docker if it is not running.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/versions.sh"
+
+ok() { printf ' ✓ %s\n' "$*"; }
+step() { printf ' • %s\n' "$*"; }
+fail() { printf ' ✗ %s\n' "$*" >&2; exit 1; }
+
+docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
+containerd_answers() { timeout 5 ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; }
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local limit=$1 what=$2; shift 2
+  for _ in $(seq "$limit"); do "$@" && return 0; sleep 1; done
+  return 1
+}
+
+write_containerd_config() {
+  mkdir -p /etc/containerd "$LOG_DIR"
+  cat > "$CONTAINERD_CONFIG" <<TOML
+# Written by cluster/local/runtime.sh for the course's local cluster.
+version = 2
+[grpc]
+  address = "$CONTAINERD_SOCK"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  # Some sandboxes (this one too) deny CAP_SYS_RESOURCE, so the kubelet's negative OOM scores
+  # (-998 for pod sandboxes) would make runc fail; keep them no lower than containerd's own.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/opt/cni/bin"
+    conf_dir = "/etc/cni/net.d"
+TOML
+}
+
+start_containerd() {
+  containerd_answers && { ok "containerd answers on $CONTAINERD_SOCK"; return; }
+  command -v containerd >/dev/null || fail "containerd is not installed (Debian: apt-get install containerd)"
+  write_containerd_config
+  step "Starting containerd (log: $LOG_DIR/containerd.log)"
+  nohup containerd --config "$CONTAINERD_CONFIG" >>"$LOG_DIR/containerd.log" 2>&1 &
+  wait_for 30 containerd containerd_answers || fail "containerd did not answer within 30 s; see $LOG_DIR/containerd.log"
+  ok "containerd started"
+}
+
+start_dockerd() {
+  command -v dockerd >/dev/null || fail "dockerd is not installed (Debian: apt-get install docker.io)"
+  step "Starting dockerd on the shared containerd (log: $LOG_DIR/dockerd.log)"
+  nohup dockerd --containerd="$CONTAINERD_SOCK" >>"$LOG_DIR/dockerd.log" 2>&1 &
+  wait_for 60 dockerd docker_answers || fail "dockerd did not answer within 60 s; see $LOG_DIR/dockerd.log"
+  ok "Docker engine started"
+}
+
+if docker_answers; then
+  ok "Docker engine answers"
+  [ "${1:-}" = --with-containerd ] && start_containerd
+  exit 0
+fi
+if [ "$(uname -s)" != Linux ] || [ "$(id -u)" != 0 ]; then
+  fail "no Docker engine answers. Start Docker Desktop (macOS/Windows) or run: sudo systemctl start docker"
+fi
+mkdir -p "$LOG_DIR"
+start_containerd
+start_dockerd

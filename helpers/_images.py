@@ -1,0 +1,74 @@
+"""The course's own container images: built locally from one small base, never pulled."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import docker.errors
+
+from ._docker import build_image, client
+from ._errors import ImageNotFound
+from ._output import step
+
+IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+BASE_IMAGE = "busybox:1.35"
+WEB_VERSIONS = ("v1", "v2")
+COURSE_IMAGES = tuple(f"course/web:{v}" for v in WEB_VERSIONS)
+_STATIC_BUSYBOX = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
+
+
+def _has_image(tag: str) -> bool:
+    try:
+        client().images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _static_busybox() -> Path | None:
+    for candidate in _STATIC_BUSYBOX:
+        if candidate.exists() and _is_static(candidate):
+            return candidate
+    return None
+
+
+def _is_static(binary: Path) -> bool:
+    # A static ELF has no PT_INTERP segment, so no "ld-linux" interpreter path inside it.
+    return b"/lib64/ld-linux" not in binary.read_bytes()[:4096] and binary.stat().st_size > 1_000_000
+
+
+def ensure_base() -> str:
+    """Make sure busybox:1.35 exists: built from Debian's static busybox, or pulled when online."""
+    if _has_image(BASE_IMAGE):
+        return BASE_IMAGE
+    busybox = _static_busybox()
+    if busybox is not None:
+        with step(f"Building {BASE_IMAGE} from {busybox} (offline base)"), \
+                tempfile.TemporaryDirectory() as context:
+            shutil.copy2(busybox, Path(context) / "busybox")
+            shutil.copy2(IMAGES_DIR / "base" / "Dockerfile", Path(context) / "Dockerfile")
+            build_image(context, BASE_IMAGE)
+        return BASE_IMAGE
+    with step(f"Pulling {BASE_IMAGE}"):
+        try:
+            client().images.pull(BASE_IMAGE)
+        except docker.errors.APIError as error:
+            raise ImageNotFound(
+                f"{BASE_IMAGE} is not here, could not be pulled, and no static busybox was found.",
+                hint="On Debian/Ubuntu: sudo apt-get install busybox-static, then `make images`.",
+                output=str(error),
+            ) from None
+    return BASE_IMAGE
+
+
+def build_course_images(*, force: bool = False) -> list[str]:
+    """Build every course image that is missing (all of them with ``force``). Returns the tags."""
+    ensure_base()
+    for version in WEB_VERSIONS:
+        tag = f"course/web:{version}"
+        if force or not _has_image(tag):
+            with step(f"Building {tag}"):
+                build_image(IMAGES_DIR / "web", tag, buildargs={"VERSION": version})
+    return list(COURSE_IMAGES)
