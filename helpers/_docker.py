@@ -30,7 +30,7 @@ from ._errors import (
     PortInUse,
 )
 from ._identity import chapter
-from ._output import Table
+from ._output import ExecResult, Table
 
 _client: docker.DockerClient | None = None
 
@@ -108,9 +108,12 @@ class Container:
     def running(self) -> bool:
         return self.status == "running"
 
+    @property
+    def ports_text(self) -> str:
+        return ", ".join(f"{ip}:{hp}->{cp}" for cp, (ip, hp) in self.ports.items()) or "no ports"
+
     def __str__(self) -> str:
-        ports = ", ".join(f"{ip}:{hp}->{cp}" for cp, (ip, hp) in self.ports.items()) or "no ports"
-        return f"container {self.name} ({self.id[:12]}): {self.status}, image {self.image}, {ports}"
+        return f"container {self.name} ({self.id[:12]}): {self.status}, image {self.image}, {self.ports_text}"
 
     __repr__ = __str__
 
@@ -245,31 +248,8 @@ def ps(*, all: bool = False) -> Table:
 
     CLI: ``docker ps [-a] --filter label=course.learner=alice --filter label=course.chapter=...``
     """
-    rows = [
-        [c.short_name, c.id[:12], c.image, c.status, str(c) .split(", ", 2)[-1]]
-        for c in _mine(all=all)
-    ]
+    rows = [[c.short_name, c.id[:12], c.image, c.status, c.ports_text] for c in _mine(all=all)]
     return Table(["name", "id", "image", "status", "ports"], rows)
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """What a command run inside a container did, like ``subprocess.CompletedProcess``."""
-
-    command: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def check_returncode(self) -> None:
-        if self.returncode != 0:
-            raise DockerError(
-                f"{self.command} exited with code {self.returncode}.",
-                output=self.stderr or self.stdout,
-            )
-
-    def __str__(self) -> str:
-        return self.stdout + self.stderr
 
 
 def exec(name: str, command: str | Sequence[str]) -> ExecResult:
@@ -319,9 +299,10 @@ def rm(name: str, *, force: bool = False) -> None:
 
 
 def cleanup(*, everyone: bool = False) -> list[str]:
-    """Remove your containers of this chapter (``everyone=True``: every course container).
+    """Remove your containers and images of this chapter (``everyone=True``: every learner's).
 
     CLI: ``docker rm -f $(docker ps -aq --filter label=course.learner=alice ...)``
+         ``docker rmi $(docker images -q --filter label=course.learner=alice ...)``
     """
     filters = {"label": ["course.learner"] if everyone else [
         f"course.learner={chapter().learner}", f"course.chapter={chapter().name}"]}
@@ -329,6 +310,10 @@ def cleanup(*, everyone: bool = False) -> list[str]:
     for container in client().containers.list(all=True, filters=filters):
         container.remove(force=True)
         removed.append(str(container.name))
+    for built in client().images.list(filters=filters):
+        for tag in built.tags:
+            client().images.remove(tag, force=True)
+            removed.append(tag)
     return removed
 
 
@@ -347,14 +332,16 @@ def _context_tar(path: Path, dockerfile: str | None) -> io.BytesIO:
 
 
 def build_image(path: str | Path, tag: str, *, dockerfile: str | None = None,
-                buildargs: Mapping[str, str] | None = None) -> str:
+                buildargs: Mapping[str, str] | None = None,
+                labels: Mapping[str, str] | None = None) -> str:
     """Build ``path`` (a folder with a Dockerfile, or ``dockerfile`` text) as exactly ``tag``."""
     context = _context_tar(Path(path), dockerfile)
     output: list[str] = []
     try:
         for chunk in client().api.build(fileobj=context, custom_context=True, tag=tag, rm=True,
                                         forcerm=True, pull=False, decode=True,
-                                        buildargs=dict(buildargs or {})):
+                                        buildargs=dict(buildargs or {}),
+                                        labels=dict(labels or {})):
             if "stream" in chunk:
                 output.append(chunk["stream"])
             if "error" in chunk:
@@ -381,7 +368,7 @@ def build(path: str | Path, name: str, *, dockerfile: str | None = None) -> str:
             f"Give {name!r} an explicit version tag, such as {name.split(':')[0]}:v1.",
             hint="The course never uses :latest, because Kubernetes then always tries to pull.",
         )
-    return build_image(path, full_name(name), dockerfile=dockerfile)
+    return build_image(path, full_name(name), dockerfile=dockerfile, labels=chapter().labels)
 
 
 @dataclass(frozen=True)
@@ -396,6 +383,19 @@ class Image:
     exposed_ports: list[int]
     command: list[str]
     entrypoint: list[str]
+    layers: list[str]
+
+    def __str__(self) -> str:
+        return (f"image {self.tag} ({self.id.removeprefix('sha256:')[:12]}), {self.size_mb} MB, "
+                f"{len(self.layers)} layers\n  CMD {self.command}  EXPOSE {self.exposed_ports}\n"
+                f"  ENV {self.env}\n  LABELS {self.labels}")
+
+    __repr__ = __str__
+
+    def based_on(self, other: str) -> bool:
+        """Whether this image was built on top of ``other`` (it starts with all of its layers)."""
+        base = image(other).layers
+        return self.layers[: len(base)] == base
 
 
 def image(tag: str) -> Image:
@@ -415,6 +415,7 @@ def image(tag: str) -> Image:
             exposed_ports=sorted(int(p.split("/")[0]) for p in config.get("ExposedPorts") or {}),
             command=list(config.get("Cmd") or []),
             entrypoint=list(config.get("Entrypoint") or []),
+            layers=list((raw.attrs.get("RootFS") or {}).get("Layers") or []),
         )
     raise ImageNotFound(f"There is no image {tag!r} on this machine.",
                         hint="See what there is with docker.images().")

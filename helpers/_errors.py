@@ -113,3 +113,11 @@ class WaitTimeout(KubernetesError):
 
 class CheckFailed(CourseError, AssertionError):
     """A grading check failed: what was expected, what was found, where to look."""
+
+    def __str__(self) -> str:
+        lines = [f"✗ {self.message}"]
+        if self.output:
+            lines += ["  " + line for line in self.output.strip().splitlines()]
+        if self.hint:
+            lines.append(f"  Look at: {self.hint}")
+        return "\n".join(lines)

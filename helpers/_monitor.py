@@ -84,14 +84,13 @@ class Monitor:
         self.status.value = "running"
         return self
 
-    def stop(self) -> Monitor:
+    def stop(self) -> None:
         """Stop sampling; the plot keeps the last picture."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 10)
         self._thread = None
         self.status.value = f"stopped after {len(self.history)} samples"
-        return self
 
     def _loop(self) -> None:
         while not self._stop.is_set():

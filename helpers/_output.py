@@ -8,7 +8,10 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+
+from ._errors import CourseError
 
 
 class Table:
@@ -79,3 +82,23 @@ def step(title: str) -> Iterator[None]:
         print(f" {_mark(False)} {title}", flush=True)
         raise
     print(f" {_mark(True)} {title} ({time.monotonic() - start:.1f} s)", flush=True)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command run inside a container did, like ``subprocess.CompletedProcess``."""
+
+    command: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def check_returncode(self) -> None:
+        if self.returncode != 0:
+            raise CourseError(
+                f"{self.command} exited with code {self.returncode}.",
+                output=self.stderr or self.stdout,
+            )
+
+    def __str__(self) -> str:
+        return self.stdout + self.stderr

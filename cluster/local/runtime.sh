@@ -43,7 +43,16 @@ version = 2
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/opt/cni/bin"
     conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$REGISTRY_CONFIG_DIR"
 TOML
+  # No registry is reachable from the course cluster: point the usual ones at a closed local
+  # port, so a wrong image name fails at once (ErrImagePull) and nothing leaves the machine.
+  for registry in docker.io registry.k8s.io quay.io ghcr.io gcr.io registry.gitlab.com public.ecr.aws; do
+    mkdir -p "$REGISTRY_CONFIG_DIR/$registry"
+    printf 'server = "http://127.0.0.1:9"\n[host."http://127.0.0.1:9"]\n  capabilities = ["pull", "resolve"]\n' \
+      > "$REGISTRY_CONFIG_DIR/$registry/hosts.toml"
+  done
 }
 
 start_containerd() {

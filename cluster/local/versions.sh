@@ -12,6 +12,7 @@ LOG_DIR=${COURSE_LOG_DIR:-/var/log/cloud-native-course}
 KUBECONFIG_PATH=$STATE_DIR/kubeconfig
 CONTAINERD_SOCK=/run/containerd/containerd.sock
 CONTAINERD_CONFIG=/etc/containerd/course-config.toml
+REGISTRY_CONFIG_DIR=/etc/containerd/course-registries
 PAUSE_IMAGE=registry.k8s.io/pause:3.10.1
 NODE_NAME=course-node
 POD_CIDR=10.88.0.0/16

@@ -1,0 +1,109 @@
+# The course's commands. A newcomer needs two: `make lab` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+COURSE_CACHE ?= $(HOME)/.cache/cloud-native-course
+LOCAL_KUBECONFIG := /var/lib/cloud-native-course/kubeconfig
+LOCAL_BIN := $(shell bash -c 'source cluster/local/versions.sh && echo $$BIN_DIR')
+
+# Which cluster: kind where kind is installed, else the local one (Linux as root), else the
+# current kubeconfig context. Override with CLUSTER=kind|local|kubeconfig.
+ifeq ($(origin CLUSTER), undefined)
+  ifneq ($(shell command -v kind),)
+    CLUSTER := kind
+  else ifeq ($(shell uname -s)-$(shell id -u),Linux-0)
+    CLUSTER := local
+  else
+    CLUSTER := kubeconfig
+  endif
+endif
+export COURSE_CLUSTER := $(CLUSTER)
+ifeq ($(CLUSTER),local)
+  export KUBECONFIG := $(LOCAL_KUBECONFIG)
+endif
+ifeq ($(CLUSTER),kind)
+  export KUBECONFIG := $(or $(KUBECONFIG),$(HOME)/.kube/config)
+endif
+# nbgrader shells out to alembic, and the local cluster's kubectl matches its API server.
+export PATH := $(CURDIR)/$(VENV)/bin:$(LOCAL_BIN):$(PATH)
+
+.PHONY: help setup docker images cluster cluster-down cluster-status lab test lint unit \
+        exercises grade doctor bench clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@echo " • Creating the Python environment in $(VENV) (first time: 2-4 minutes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet --progress-bar on -e '.[test]'
+	@touch $@
+	@echo " ✓ Python environment ready"
+
+setup: $(VENV)/.installed ## create the Python environment (once)
+
+docker: ## make sure a Docker engine answers (starts dockerd on Linux as root)
+	@bash cluster/local/runtime.sh
+
+images: setup docker ## build the course images and load them into the cluster
+	@$(PY) -m helpers images $(if $(filter kubeconfig,$(CLUSTER)),,--load)
+
+cluster: setup docker ## start the cluster (CLUSTER=kind|local|kubeconfig), then load the images
+ifeq ($(CLUSTER),kind)
+	@bash cluster/kind.sh up
+else ifeq ($(CLUSTER),local)
+	@bash cluster/local/up.sh
+else
+	@kubectl version >/dev/null && echo " ✓ the current kubeconfig context answers" || \
+	  { echo " ✗ the current kubeconfig context does not answer"; exit 1; }
+endif
+	@$(MAKE) --no-print-directory images
+
+cluster-down: ## stop and delete the cluster
+ifeq ($(CLUSTER),kind)
+	@bash cluster/kind.sh down
+else ifeq ($(CLUSTER),local)
+	@bash cluster/local/down.sh
+endif
+
+cluster-status: ## show the cluster's nodes and control-plane health
+ifeq ($(CLUSTER),kind)
+	@bash cluster/kind.sh status
+else
+	@kubectl get nodes -o wide && kubectl get --raw '/readyz?verbose' | tail -n 3
+endif
+
+lab: cluster ## set everything up and open the course in JupyterLab
+	@echo " ✓ Ready. Opening JupyterLab on the course (Ctrl+C to stop)"
+	@$(VENV)/bin/jupyter lab --notebook-dir=. course/01-containers.ipynb
+
+lint: setup ## formatting, lint and types: ruff and mypy
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy
+
+unit: setup ## the fast tests only (no Docker, no cluster)
+	@$(PY) -m pytest -m "not docker and not cluster and not slow and not browser" -q
+
+test: lint cluster ## the whole suite, exactly what CI runs
+	@$(PY) -m pytest -q -ra --durations=15
+
+exercises: setup ## regenerate exercises/ from solutions/ with nbgrader
+	@$(PY) -m helpers release
+
+grade: cluster ## autograde submitted/<student>/<assignment>/ (or SUBMISSIONS=folder), feedback, grades.csv
+	@$(PY) -m helpers grade $(SUBMISSIONS)
+
+doctor: setup ## check that this machine is ready for the course
+	@$(PY) -m helpers doctor
+
+bench: cluster ## print benchmark numbers (cluster start, rollout, wait latency, memory)
+	@$(PY) tests/bench.py
+
+clean: ## remove course containers, the Python environment and nbgrader's work folders
+	-@$(PY) -m helpers cleanup 2>/dev/null
+	rm -rf $(VENV) submitted autograded feedback gradebook.db grades.csv course-work

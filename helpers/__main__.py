@@ -1,0 +1,62 @@
+"""Command line: ``python -m helpers doctor | images | cleanup`` (the Makefile calls these)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pathlib import Path
+
+from . import _docker, _images, _instructor
+from ._cluster import load_image
+from ._doctor import doctor
+from ._errors import CourseError
+from ._identity import chapter
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    doctor_cmd = commands.add_parser("doctor", help="check that everything is ready")
+    doctor_cmd.add_argument("--no-cluster", action="store_true", help="skip the cluster checks")
+    images_cmd = commands.add_parser("images", help="build the course images (and load them)")
+    images_cmd.add_argument("--force", action="store_true", help="rebuild even if present")
+    images_cmd.add_argument("--load", action="store_true", help="also load them into the cluster")
+    commands.add_parser("cleanup", help="remove every course container of every learner")
+    commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
+    grade_cmd = commands.add_parser("grade", help="autograde submissions, feedback, grades.csv")
+    grade_cmd.add_argument("submissions", nargs="?", help="folder of <student>/<assignment>/")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "doctor":
+            report = doctor(cluster=not args.no_cluster)
+            print(report)
+            for finding in report.failed():
+                print(f"\n✗ {finding.check}: {finding.detail}\n  Fix: {finding.fix}")
+            return 0 if report.ok else 1
+        if args.command == "images":
+            tags = _images.build_course_images(force=args.force)
+            if args.load:
+                for tag in tags:
+                    load_image(tag)
+            return 0
+        if args.command == "cleanup":
+            chapter("00-all")
+            removed = _docker.cleanup(everyone=True)
+            print(f"✓ removed {len(removed)} course container(s)")
+            return 0
+        if args.command == "release":
+            _instructor.release()
+            return 0
+        if args.command == "grade":
+            folder = Path(args.submissions) if args.submissions else None
+            print(_instructor.grade(_instructor.REPO_ROOT, folder))
+            return 0
+    except CourseError as error:
+        print(f"✗ {error}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

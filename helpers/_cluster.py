@@ -1,0 +1,106 @@
+"""Which cluster the course talks to, how to reach it, and how to put images into it.
+
+Backends:
+    kind        a kind cluster named "cloud-native-course" (the learner default)
+    local       the single-node cluster built from upstream binaries (cluster/local/, Linux + root)
+    kubeconfig  whatever cluster the current kubeconfig context points at (a shared classroom cluster)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ._errors import CommandFailed, CourseError
+from ._output import step
+
+KIND_CLUSTER_NAME = "cloud-native-course"
+KIND_CONTEXT = f"kind-{KIND_CLUSTER_NAME}"
+LOCAL_STATE_DIR = Path(os.environ.get("COURSE_STATE_DIR", "/var/lib/cloud-native-course"))
+LOCAL_KUBECONFIG = LOCAL_STATE_DIR / "kubeconfig"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def kubeconfig_path() -> str | None:
+    """The kubeconfig in use: $KUBECONFIG, else the local cluster's, else ~/.kube/config."""
+    if os.environ.get("KUBECONFIG"):
+        return os.environ["KUBECONFIG"]
+    if backend() == "local" and LOCAL_KUBECONFIG.exists():
+        return str(LOCAL_KUBECONFIG)
+    default = Path.home() / ".kube" / "config"
+    return str(default) if default.exists() else None
+
+
+def backend() -> str:
+    """``kind``, ``local`` or ``kubeconfig``: $COURSE_CLUSTER, else guessed from what exists."""
+    chosen = os.environ.get("COURSE_CLUSTER")
+    if chosen:
+        if chosen not in {"kind", "local", "kubeconfig"}:
+            raise CourseError(
+                f"COURSE_CLUSTER={chosen!r} is not a cluster backend.",
+                hint="Use COURSE_CLUSTER=kind, local or kubeconfig.",
+            )
+        return chosen
+    kubeconfig = os.environ.get("KUBECONFIG", "")
+    if kubeconfig and Path(kubeconfig).resolve() == LOCAL_KUBECONFIG.resolve():
+        return "local"
+    if not kubeconfig and LOCAL_KUBECONFIG.exists() and not shutil.which("kind"):
+        return "local"
+    return "kind" if shutil.which("kind") else "kubeconfig"
+
+
+def start_hint() -> str:
+    """How to start the cluster of the backend in use."""
+    return {
+        "kind": "Start it with `make cluster` (kind). Is Docker running? Try `make doctor`.",
+        "local": "Start it with `make cluster CLUSTER=local` (as root). Logs: "
+        "/var/log/cloud-native-course/.",
+        "kubeconfig": "Check `kubectl config current-context` and that the cluster is up; "
+        "ask your instructor for a working kubeconfig.",
+    }[backend()]
+
+
+def _run(command: list[str], *, stdin: bytes | None = None, timeout: float = 300) -> bytes:
+    try:
+        done = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise CommandFailed(f"{command[0]} is not installed.", command=command,
+                            hint=f"Install {command[0]}; `make doctor` lists what is missing.") from None
+    if done.returncode != 0:
+        raise CommandFailed(f"{command[0]} failed (exit {done.returncode}).", command=command,
+                            output=(done.stderr or done.stdout).decode(errors="replace"))
+    return done.stdout
+
+
+def load_image(tag: str) -> None:
+    """Make a locally built image available to the cluster's nodes.
+
+    kind:  ``kind load docker-image TAG --name cloud-native-course``
+    local: ``docker save TAG | ctr -n k8s.io images import -``
+    """
+    if tag.endswith(":latest") or ":" not in tag.rsplit("/", 1)[-1]:
+        raise CourseError(f"{tag!r} has no fixed version tag.",
+                          hint="Tag images like course/web:v1; with :latest the kubelet always pulls.")
+    which = backend()
+    with step(f"Loading {tag} into the {which} cluster"):
+        if which == "local":
+            archive = _run(["docker", "save", tag], timeout=120)
+            _run(["ctr", "-n", "k8s.io", "images", "import", "-"], stdin=archive)
+        elif which == "kind":
+            try:
+                _run(["kind", "load", "docker-image", tag, "--name", KIND_CLUSTER_NAME])
+            except CommandFailed:
+                # Docker Desktop's containerd image store breaks `kind load docker-image`.
+                with tempfile.TemporaryDirectory() as folder:
+                    archive_path = str(Path(folder) / "image.tar")
+                    _run(["docker", "save", "-o", archive_path, tag])
+                    _run(["kind", "load", "image-archive", archive_path, "--name", KIND_CLUSTER_NAME])
+        else:
+            raise CourseError(
+                f"Cannot load {tag} into a shared cluster from here.",
+                hint="On a classroom cluster the instructor makes the course images available "
+                "on every node (or in a registry the nodes can reach).",
+            )

@@ -1,0 +1,62 @@
+"""Shared fixtures. Integration tests use the real Docker engine and the real cluster that
+`make test` brings up; nothing here fakes either of them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(autouse=True)
+def _learner(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests act as their own learner, so they never touch a person's containers or namespaces.
+    monkeypatch.setenv("COURSE_LEARNER", "pytest")
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    from helpers import _docker
+
+    _docker.client()  # raises DockerNotRunning, which fails loudly instead of skipping
+
+
+@pytest.fixture(scope="session")
+def cluster() -> None:
+    from helpers import k8s
+
+    k8s.raw("/version")  # raises ClusterUnreachable with the fix; no test is skipped
+
+
+@pytest.fixture
+def chapter01(docker_engine: None) -> Iterator[None]:
+    from helpers import _identity, docker
+
+    _identity.chapter("01-containers")
+    docker.cleanup()
+    yield
+    docker.cleanup()
+
+
+@pytest.fixture
+def course_copy(tmp_path: Path) -> Path:
+    """A private nbgrader course folder: solutions/ copied in, everything else made by tests."""
+    shutil.copytree(REPO / "solutions", tmp_path / "solutions")
+    return tmp_path
+
+
+def run(command: list[str], **options: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, check=False,
+                          env={**os.environ}, **options)  # type: ignore[call-overload]

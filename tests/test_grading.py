@@ -1,0 +1,207 @@
+"""The nbgrader round trip for every assignment, for real: release, validate, autograde the
+solution, the blank release and planted wrong answers, feedback, and the CSV export."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from helpers import _instructor
+from tests.planted import PLANTED, Planted
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
+REPO = Path(__file__).resolve().parent.parent
+ASSIGNMENTS = _instructor.assignments(REPO)
+
+
+def _notebooks(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.ipynb"))
+
+
+def submit(root: Path, student: str, assignment: str, *, blank: bool = False,
+           answers: dict[str, str] | None = None) -> Path:
+    """Put a submission in root/submitted/<student>/<assignment>/: the solution, the blank
+    release, or the solution with some answer cells replaced."""
+    source = root / ("exercises" if blank else "solutions") / assignment
+    target = root / "submitted" / student / assignment
+    target.mkdir(parents=True, exist_ok=True)
+    for path in _notebooks(source):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if answers and grade_id in answers:
+                cell.source = answers.pop(grade_id)
+        nbformat.write(notebook, target / path.name)
+    assert not answers, f"planted answers name cells that do not exist: {answers}"
+    return target
+
+
+def _cleanup_students(prefix: str) -> None:
+    from helpers import _docker, _k8s
+
+    for container in _docker.client().containers.list(all=True, filters={"label": "course.learner"}):
+        if str(container.labels.get("course.learner", "")).startswith(prefix):
+            container.remove(force=True)
+    for ns in _k8s.list_objects("namespaces"):
+        if ns.metadata.get("labels", {}).get("course.learner", "").startswith(prefix):
+            _k8s.delete_namespace(ns.name, wait_until_gone=False)
+
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Any:
+    """Release the assignment in a private course folder and autograde every kind of submission."""
+    assignment: str = request.param
+    root = tmp_path_factory.mktemp(assignment)
+    shutil.copytree(REPO / "solutions" / assignment, root / "solutions" / assignment)
+    _instructor.release(root, [assignment])
+    prefix = f"t{int(time.time()) % 100000}-"
+    results: dict[str, Any] = {"assignment": assignment, "root": root, "prefix": prefix}
+    try:
+        submit(root, prefix + "solution", assignment)
+        results["solution"] = _instructor.autograde(root, assignment, prefix + "solution")
+        submit(root, prefix + "blank", assignment, blank=True)
+        results["blank"] = _instructor.autograde(root, assignment, prefix + "blank")
+        for number, planted in enumerate(PLANTED[assignment], 1):
+            student = f"{prefix}planted-{number}"
+            submit(root, student, assignment, answers=dict(planted.answers))
+            results[planted.name] = _instructor.autograde(root, assignment, student)
+        yield results
+    finally:
+        _cleanup_students(prefix)
+
+
+def test_exercises_are_in_sync_with_solutions(graded: Any) -> None:
+    generated = graded["root"] / "exercises" / graded["assignment"]
+    committed = REPO / "exercises" / graded["assignment"]
+    names = sorted(p.name for p in generated.iterdir())
+    assert names == sorted(p.name for p in committed.iterdir()), "run `make exercises`"
+    for name in names:
+        assert filecmp.cmp(generated / name, committed / name, shallow=False), (
+            f"exercises/{graded['assignment']}/{name} differs from what solutions/ generates: "
+            "run `make exercises` and commit the result")
+
+
+def test_release_has_no_solutions_or_hidden_tests(graded: Any) -> None:
+    for path in _notebooks(REPO / "exercises" / graded["assignment"]):
+        text = path.read_text()
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+        assert "raise NotImplementedError()" in text
+
+
+def test_validator_passes_the_source_and_fails_the_release(graded: Any) -> None:
+    from nbgrader.validator import Validator
+
+    for path in _notebooks(REPO / "solutions" / graded["assignment"]):
+        assert Validator().validate(str(path)) == {}, "the solution must pass its visible tests"
+    for path in _notebooks(REPO / "exercises" / graded["assignment"]):
+        failures = Validator(invert=True).validate(str(path))
+        assert failures == {}, "every visible test of the blank release must fail"
+
+
+def test_solution_scores_full_marks(graded: Any) -> None:
+    solution = graded["solution"]
+    assert solution["max_score"] > 0
+    assert solution["score"] == solution["max_score"], solution["tests"]
+
+
+def test_blank_release_scores_zero(graded: Any) -> None:
+    assert graded["blank"]["score"] == 0, graded["blank"]["tests"]
+
+
+def _planted_ids(assignment: str) -> list[str]:
+    return [p.name for p in PLANTED[assignment]]
+
+
+def test_there_are_enough_planted_wrong_answers() -> None:
+    for assignment in ASSIGNMENTS:
+        assert len(PLANTED.get(assignment, [])) >= 3, f"{assignment} needs 3 planted wrong answers"
+
+
+def test_each_planted_wrong_answer_loses_exactly_its_points(graded: Any) -> None:
+    full = graded["solution"]["tests"]
+    for planted in PLANTED[graded["assignment"]]:
+        result = graded[planted.name]
+        assert 0 < result["score"] < result["max_score"], (planted.name, result)
+        lost = {test: full[test] - score for test, score in result["tests"].items()
+                if score != full[test]}
+        assert lost == planted.loses, f"{planted.name!r}: lost {lost}, expected {planted.loses}"
+
+
+def test_feedback_and_csv_export(graded: Any) -> None:
+    root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
+    folder = _instructor.feedback(root, assignment, prefix + "planted-1")
+    pages = list(folder.glob("*.html"))
+    assert pages, "no feedback HTML was written"
+    page = pages[0].read_text()
+    planted: Planted = PLANTED[assignment][0]
+    for test in planted.loses:
+        assert test in page, f"feedback should show the failed test {test}"
+    result = graded[planted.name]
+    assert f"{result['score']:g} / {result['max_score']:g}".replace(".0 ", " ") in page or \
+        f"Score: {result['score']}" in page or str(result["score"]) in page
+    rows = _instructor.read_csv(_instructor.export_csv(root))
+    by_student = {row["student_id"]: row for row in rows if row["assignment"] == assignment}
+    expected = {prefix + "solution": graded["solution"], prefix + "blank": graded["blank"]}
+    for student, result in expected.items():
+        assert float(by_student[student]["raw_score"]) == result["score"]
+        assert float(by_student[student]["max_score"]) == result["max_score"]
+
+
+def test_two_students_do_not_disturb_each_other(graded: Any) -> None:
+    from helpers import _docker, _k8s
+
+    root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
+
+    def belongings(student: str) -> dict[str, str]:
+        found = {f"container/{c.name}": str(c.id) for c in _docker.client().containers.list(
+            all=True, filters={"label": f"course.learner={student}"})}
+        for ns in _k8s.list_objects("namespaces"):
+            if ns.metadata.get("labels", {}).get("course.learner") == student:
+                found.update({f"pod/{p.name}": p.metadata["uid"] for p in _k8s.list_objects("pods", ns.name)})
+        return found
+
+    first, second = prefix + "solution", prefix + "student-b"
+    before = belongings(first)
+    assert before, "the graded solution should have left its containers or pods for inspection"
+    submit(root, second, assignment)
+    result = _instructor.autograde(root, assignment, second)
+    assert result["score"] == result["max_score"]
+    assert belongings(first) == before, "grading the second student changed the first one's work"
+    assert belongings(second), "the second student's work is missing"
+
+
+def test_a_student_cell_that_raises_is_marked_down(graded: Any) -> None:
+    root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
+    first_answer = next(iter(PLANTED[assignment][0].answers))
+    submit(root, prefix + "raises", assignment,
+           answers={first_answer: 'raise RuntimeError("a student bug")'})
+    result = _instructor.autograde(root, assignment, prefix + "raises")
+    assert 0 <= result["score"] < result["max_score"]
+    autograded = root / "autograded" / (prefix + "raises") / assignment
+    text = "".join(p.read_text() for p in _notebooks(autograded))
+    assert "a student bug" in text, "the student's error should be shown in the graded notebook"
+
+
+def test_a_hung_cell_is_bounded_by_the_timeout(graded: Any) -> None:
+    root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
+    answer_cells = [cell.metadata["nbgrader"]["grade_id"]
+                    for cell in nbformat.read(_notebooks(REPO / "solutions" / assignment)[0], 4).cells
+                    if cell.metadata.get("nbgrader", {}).get("solution")]
+    hung = answer_cells[-1]
+    submit(root, prefix + "hangs", assignment, answers={hung: "import time\ntime.sleep(3600)"})
+    started = time.monotonic()
+    result = _instructor.autograde(root, assignment, prefix + "hangs", timeout=15)
+    assert time.monotonic() - started < 300
+    assert 0 < result["score"] < result["max_score"], result
+    graded_nb = json.loads(next((root / "autograded" / (prefix + "hangs") / assignment)
+                                .glob("*.ipynb")).read_text())
+    assert any("Timeout" in json.dumps(c.get("outputs", [])) or "timed out" in
+               json.dumps(c.get("outputs", [])).lower() for c in graded_nb["cells"])
