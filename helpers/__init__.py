@@ -14,8 +14,8 @@ each naming its REST call), ``check`` (grading checks that explain failures). Ev
 """
 
 from . import check, docker, errors, k8s
-from ._doctor import doctor
 from ._docker import free_port
+from ._doctor import doctor
 from ._errors import CourseError
 from ._http import fetch
 from ._identity import Chapter

@@ -48,24 +48,34 @@ def container_running(name: str, *, image: str | None = None) -> None:
     """Your container ``name`` exists, is running, and (if given) runs ``image``."""
     container = _container(name)
     if not container.running:
-        raise CheckFailed(f"container {name!r}: expected it to be running, found it {container.status}"
-                          + (f" (exit code {container.exit_code})" if container.exit_code else "") + ".",
-                          hint=f'docker.logs("{name}") says why it stopped.')
+        raise CheckFailed(
+            f"container {name!r}: expected it to be running, found it {container.status}"
+            + (f" (exit code {container.exit_code})" if container.exit_code else "")
+            + ".",
+            hint=f'docker.logs("{name}") says why it stopped.',
+        )
     if image is not None and container.image != image:
-        raise CheckFailed(f"container {name!r}: expected image {image}, found {container.image}.",
-                          hint=f'docker.inspect("{name}").image')
+        raise CheckFailed(
+            f"container {name!r}: expected image {image}, found {container.image}.",
+            hint=f'docker.inspect("{name}").image',
+        )
     _passed(f"container {name!r} is running ({container.image})")
 
 
-def _has_items(kind: str, name: str, found: Mapping[str, str], expected: Mapping[str, str],
-               look_at: str) -> None:
+def _has_items(
+    kind: str, name: str, found: Mapping[str, str], expected: Mapping[str, str], look_at: str
+) -> None:
     for key, value in expected.items():
         if key not in found:
-            raise CheckFailed(f"container {name!r}: expected {kind} {key}={value}, found no {kind} "
-                              f"{key!r}.", hint=look_at)
+            raise CheckFailed(
+                f"container {name!r}: expected {kind} {key}={value}, found no {kind} {key!r}.",
+                hint=look_at,
+            )
         if found[key] != value:
-            raise CheckFailed(f"container {name!r}: expected {kind} {key}={value}, found "
-                              f"{key}={found[key]}.", hint=look_at)
+            raise CheckFailed(
+                f"container {name!r}: expected {kind} {key}={value}, found {key}={found[key]}.",
+                hint=look_at,
+            )
 
 
 def container_labels(name: str, expected: Mapping[str, str]) -> None:
@@ -84,15 +94,18 @@ def port_published(name: str, container_port: int, *, host_ip: str = "127.0.0.1"
     """The container publishes ``container_port`` on ``host_ip``. Returns the host port."""
     container = _container(name)
     if container_port not in container.ports:
-        raise CheckFailed(f"container {name!r}: expected port {container_port} to be published, "
-                          f"found {container.ports_text}.",
-                          hint="the ports= argument of docker.run (CLI: -p 127.0.0.1:HOST:CONTAINER)")
+        raise CheckFailed(
+            f"container {name!r}: expected port {container_port} to be published, "
+            f"found {container.ports_text}.",
+            hint="the ports= argument of docker.run (CLI: -p 127.0.0.1:HOST:CONTAINER)",
+        )
     ip, host_port = container.ports[container_port]
     if ip != host_ip:
-        raise CheckFailed(f"container {name!r}: expected port {container_port} on {host_ip}, found it "
-                          f"on {ip or '0.0.0.0'} (every network interface).",
-                          hint=f"publish it as ports={{{container_port}: HOST_PORT}}, which binds "
-                          f"{host_ip} only")
+        raise CheckFailed(
+            f"container {name!r}: expected port {container_port} on {host_ip}, found it "
+            f"on {ip or '0.0.0.0'} (every network interface).",
+            hint=f"publish it as ports={{{container_port}: HOST_PORT}}, which binds {host_ip} only",
+        )
     _passed(f"container {name!r} publishes {container_port} on {ip}:{host_port}")
     return host_port
 
@@ -104,39 +117,61 @@ def page_contains(url: str, text: str) -> None:
     except CourseError as error:
         raise CheckFailed(f"{url}: {error.message}", hint=error.hint) from None
     if text not in page:
-        raise CheckFailed(f"{url}: expected the page to contain {text!r}; it did not.",
-                          output="The page was:\n" + page[:400], hint=f'helpers.fetch("{url}")')
+        raise CheckFailed(
+            f"{url}: expected the page to contain {text!r}; it did not.",
+            output="The page was:\n" + page[:400],
+            hint=f'helpers.fetch("{url}")',
+        )
     _passed(f"{url} answers and contains {text!r}")
 
 
-def image_has(tag: str, *, labels: Mapping[str, str] | None = None,
-              exposed_ports: Sequence[int] | None = None, env: Mapping[str, str] | None = None,
-              command: Sequence[str] | None = None, based_on: str | None = None) -> None:
+def image_has(
+    tag: str,
+    *,
+    labels: Mapping[str, str] | None = None,
+    exposed_ports: Sequence[int] | None = None,
+    env: Mapping[str, str] | None = None,
+    command: Sequence[str] | None = None,
+    based_on: str | None = None,
+) -> None:
     """A built image exists and has the given labels, exposed ports, environment and command."""
     try:
         image = _docker.image(tag)
     except CourseError as error:
-        raise CheckFailed(f"image {tag!r}: {error.message}", hint="docker.build(...) in your answer") \
-            from None
+        raise CheckFailed(
+            f"image {tag!r}: {error.message}", hint="docker.build(...) in your answer"
+        ) from None
     look = f'docker.image("{tag}")'
     for key, value in (labels or {}).items():
         if image.labels.get(key) != value:
-            raise CheckFailed(f"image {tag!r}: expected LABEL {key}={value}, found "
-                              f"{key}={image.labels.get(key, '(none)')}.", hint=look + ".labels")
+            raise CheckFailed(
+                f"image {tag!r}: expected LABEL {key}={value}, found "
+                f"{key}={image.labels.get(key, '(none)')}.",
+                hint=look + ".labels",
+            )
     for port in exposed_ports or []:
         if port not in image.exposed_ports:
-            raise CheckFailed(f"image {tag!r}: expected EXPOSE {port}, found {image.exposed_ports}.",
-                              hint=look + ".exposed_ports")
+            raise CheckFailed(
+                f"image {tag!r}: expected EXPOSE {port}, found {image.exposed_ports}.",
+                hint=look + ".exposed_ports",
+            )
     for key, value in (env or {}).items():
         if image.env.get(key) != value:
-            raise CheckFailed(f"image {tag!r}: expected ENV {key}={value}, found "
-                              f"{key}={image.env.get(key, '(none)')}.", hint=look + ".env")
+            raise CheckFailed(
+                f"image {tag!r}: expected ENV {key}={value}, found "
+                f"{key}={image.env.get(key, '(none)')}.",
+                hint=look + ".env",
+            )
     if command is not None and image.command != list(command):
-        raise CheckFailed(f"image {tag!r}: expected CMD {list(command)}, found {image.command}.",
-                          hint=look + ".command")
+        raise CheckFailed(
+            f"image {tag!r}: expected CMD {list(command)}, found {image.command}.",
+            hint=look + ".command",
+        )
     if based_on is not None and not image.based_on(based_on):
-        raise CheckFailed(f"image {tag!r}: expected it to be built FROM {based_on}; it is not.",
-                          hint="the FROM line of your Dockerfile")
+        raise CheckFailed(
+            f"image {tag!r}: expected it to be built FROM {based_on}; it is not.",
+            hint="the FROM line of your Dockerfile",
+        )
     _passed(f"image {image.tag} has the expected properties")
 
 
@@ -147,8 +182,9 @@ def _object(target: str, ns: str) -> _k8s.Object:
     try:
         return _k8s.get(target, ns)
     except CourseError as error:
-        raise CheckFailed(f"{target}: {error.message}", hint=f"k8s.pods({ns!r}) lists what exists") \
-            from None
+        raise CheckFailed(
+            f"{target}: {error.message}", hint=f"k8s.pods({ns!r}) lists what exists"
+        ) from None
 
 
 def pod_ready(name: str, ns: str, *, containers: int | None = None, timeout: float = 30) -> None:
@@ -163,15 +199,20 @@ def pod_ready(name: str, ns: str, *, containers: int | None = None, timeout: flo
                 state = status.get("state") or {}
                 detail = state.get("waiting") or state.get("terminated") or {}
                 code = f" (exit code {detail['exitCode']})" if "exitCode" in detail else ""
-                problems.append(f'container "{status["name"]}" is '
-                                f"{detail.get('reason', 'not ready')}{code}")
-        raise CheckFailed(f"pod/{name}: expected it Ready, found {_k8s.pod_status(pod.raw)}.",
-                          output="\n".join(problems),
-                          hint=f"k8s.events({ns!r}, about='pod/{name}') and k8s.logs({name!r}, {ns!r}, "
-                          "container=..., previous=True)") from None
+                problems.append(
+                    f'container "{status["name"]}" is {detail.get("reason", "not ready")}{code}'
+                )
+        raise CheckFailed(
+            f"pod/{name}: expected it Ready, found {_k8s.pod_status(pod.raw)}.",
+            output="\n".join(problems),
+            hint=f"k8s.events({ns!r}, about='pod/{name}') and k8s.logs({name!r}, {ns!r}, "
+            "container=..., previous=True)",
+        ) from None
     pod = _object(f"pod/{name}", ns)
     ready = sum(1 for c in pod.status.get("containerStatuses") or [] if c.get("ready"))
     if containers is not None and ready != containers:
-        raise CheckFailed(f"pod/{name}: expected {containers} ready containers, found {ready}.",
-                          hint=f"k8s.get('pod/{name}', {ns!r}).spec['containers']")
+        raise CheckFailed(
+            f"pod/{name}: expected {containers} ready containers, found {ready}.",
+            hint=f"k8s.get('pod/{name}', {ns!r}).spec['containers']",
+        )
     _passed(f"pod/{name} is Ready with {ready} container(s)")

@@ -65,13 +65,21 @@ def start_hint() -> str:
 
 def _run(command: list[str], *, stdin: bytes | None = None, timeout: float = 300) -> bytes:
     try:
-        done = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            command, input=stdin, capture_output=True, timeout=timeout, check=False
+        )
     except FileNotFoundError:
-        raise CommandFailed(f"{command[0]} is not installed.", command=command,
-                            hint=f"Install {command[0]}; `make doctor` lists what is missing.") from None
+        raise CommandFailed(
+            f"{command[0]} is not installed.",
+            command=command,
+            hint=f"Install {command[0]}; `make doctor` lists what is missing.",
+        ) from None
     if done.returncode != 0:
-        raise CommandFailed(f"{command[0]} failed (exit {done.returncode}).", command=command,
-                            output=(done.stderr or done.stdout).decode(errors="replace"))
+        raise CommandFailed(
+            f"{command[0]} failed (exit {done.returncode}).",
+            command=command,
+            output=(done.stderr or done.stdout).decode(errors="replace"),
+        )
     return done.stdout
 
 
@@ -82,8 +90,10 @@ def load_image(tag: str) -> None:
     local: ``docker save TAG | ctr -n k8s.io images import -``
     """
     if tag.endswith(":latest") or ":" not in tag.rsplit("/", 1)[-1]:
-        raise CourseError(f"{tag!r} has no fixed version tag.",
-                          hint="Tag images like course/web:v1; with :latest the kubelet always pulls.")
+        raise CourseError(
+            f"{tag!r} has no fixed version tag.",
+            hint="Tag images like course/web:v1; with :latest the kubelet always pulls.",
+        )
     which = backend()
     with step(f"Loading {tag} into the {which} cluster"):
         if which == "local":
@@ -97,7 +107,9 @@ def load_image(tag: str) -> None:
                 with tempfile.TemporaryDirectory() as folder:
                     archive_path = str(Path(folder) / "image.tar")
                     _run(["docker", "save", "-o", archive_path, tag])
-                    _run(["kind", "load", "image-archive", archive_path, "--name", KIND_CLUSTER_NAME])
+                    _run(
+                        ["kind", "load", "image-archive", archive_path, "--name", KIND_CLUSTER_NAME]
+                    )
         else:
             raise CourseError(
                 f"Cannot load {tag} into a shared cluster from here.",

@@ -304,8 +304,11 @@ def cleanup(*, everyone: bool = False) -> list[str]:
     CLI: ``docker rm -f $(docker ps -aq --filter label=course.learner=alice ...)``
          ``docker rmi $(docker images -q --filter label=course.learner=alice ...)``
     """
-    filters = {"label": ["course.learner"] if everyone else [
-        f"course.learner={chapter().learner}", f"course.chapter={chapter().name}"]}
+    filters = {
+        "label": ["course.learner"]
+        if everyone
+        else [f"course.learner={chapter().learner}", f"course.chapter={chapter().name}"]
+    }
     removed = []
     for container in client().containers.list(all=True, filters=filters):
         container.remove(force=True)
@@ -331,17 +334,29 @@ def _context_tar(path: Path, dockerfile: str | None) -> io.BytesIO:
     return buffer
 
 
-def build_image(path: str | Path, tag: str, *, dockerfile: str | None = None,
-                buildargs: Mapping[str, str] | None = None,
-                labels: Mapping[str, str] | None = None) -> str:
+def build_image(
+    path: str | Path,
+    tag: str,
+    *,
+    dockerfile: str | None = None,
+    buildargs: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> str:
     """Build ``path`` (a folder with a Dockerfile, or ``dockerfile`` text) as exactly ``tag``."""
     context = _context_tar(Path(path), dockerfile)
     output: list[str] = []
     try:
-        for chunk in client().api.build(fileobj=context, custom_context=True, tag=tag, rm=True,
-                                        forcerm=True, pull=False, decode=True,
-                                        buildargs=dict(buildargs or {}),
-                                        labels=dict(labels or {})):
+        for chunk in client().api.build(
+            fileobj=context,
+            custom_context=True,
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            buildargs=dict(buildargs or {}),
+            labels=dict(labels or {}),
+        ):
             if "stream" in chunk:
                 output.append(chunk["stream"])
             if "error" in chunk:
@@ -386,15 +401,25 @@ class Image:
     layers: list[str]
 
     def __str__(self) -> str:
-        return (f"image {self.tag} ({self.id.removeprefix('sha256:')[:12]}), {self.size_mb} MB, "
-                f"{len(self.layers)} layers\n  CMD {self.command}  EXPOSE {self.exposed_ports}\n"
-                f"  ENV {self.env}\n  LABELS {self.labels}")
+        return (
+            f"image {self.tag} ({self.id.removeprefix('sha256:')[:12]}), {self.size_mb} MB, "
+            f"{len(self.layers)} layers\n  CMD {self.command}  EXPOSE {self.exposed_ports}\n"
+            f"  ENV {self.env}\n  LABELS {self.labels}"
+        )
 
     __repr__ = __str__
 
     def based_on(self, other: str) -> bool:
-        """Whether this image was built on top of ``other`` (it starts with all of its layers)."""
-        base = image(other).layers
+        """Whether this image was built on top of ``other`` (``FROM other``)."""
+        target = image(other).id
+        current: str | None = self.id
+        while current:  # the classic builder records each step's parent image
+            if current == target:
+                return True
+            current = client().api.inspect_image(current).get("Parent") or None
+        if client().api.inspect_image(self.id).get("Parent"):
+            return False
+        base = image(other).layers  # BuildKit keeps no parents: compare the layers instead
         return self.layers[: len(base)] == base
 
 
@@ -417,8 +442,10 @@ def image(tag: str) -> Image:
             entrypoint=list(config.get("Entrypoint") or []),
             layers=list((raw.attrs.get("RootFS") or {}).get("Layers") or []),
         )
-    raise ImageNotFound(f"There is no image {tag!r} on this machine.",
-                        hint="See what there is with docker.images().")
+    raise ImageNotFound(
+        f"There is no image {tag!r} on this machine.",
+        hint="See what there is with docker.images().",
+    )
 
 
 def images() -> Table:
@@ -428,8 +455,13 @@ def images() -> Table:
     for img in client().images.list():
         for tag in img.tags:
             if tag.startswith(("course/", prefix, "busybox:")):
-                rows.append([tag, img.short_id.removeprefix("sha256:"),
-                             f"{img.attrs.get('Size', 0) / 1e6:.1f} MB"])
+                rows.append(
+                    [
+                        tag,
+                        img.short_id.removeprefix("sha256:"),
+                        f"{img.attrs.get('Size', 0) / 1e6:.1f} MB",
+                    ]
+                )
     return Table(["image", "id", "size"], sorted(rows))
 
 

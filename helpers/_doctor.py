@@ -13,8 +13,16 @@ from ._cluster import backend, start_hint
 from ._errors import CourseError
 from ._output import Table
 
-PACKAGES = ("jupyterlab", "notebook", "nbgrader", "kubernetes", "docker", "ipywidgets",
-            "matplotlib", "ipympl")
+PACKAGES = (
+    "jupyterlab",
+    "notebook",
+    "nbgrader",
+    "kubernetes",
+    "docker",
+    "ipywidgets",
+    "matplotlib",
+    "ipympl",
+)
 MARKS = {"pass": "✓", "warn": "!", "fail": "✗"}
 
 
@@ -31,8 +39,10 @@ class Report(Table):
 
     def __init__(self, findings: list[Finding]) -> None:
         self.findings = findings
-        super().__init__(["", "check", "result", "fix"],
-                         [[MARKS[f.result], f.check, f.detail, f.fix] for f in findings])
+        super().__init__(
+            ["", "check", "result", "fix"],
+            [[MARKS[f.result], f.check, f.detail, f.fix] for f in findings],
+        )
 
     @property
     def ok(self) -> bool:
@@ -50,8 +60,14 @@ def _python_packages() -> list[Finding]:
         except importlib.metadata.PackageNotFoundError:
             missing.append(package)
     if missing:
-        return [Finding("Python packages", "fail", "missing: " + ", ".join(missing),
-                        "make setup (or: pip install -e .)")]
+        return [
+            Finding(
+                "Python packages",
+                "fail",
+                "missing: " + ", ".join(missing),
+                "make setup (or: pip install -e .)",
+            )
+        ]
     return [Finding("Python packages", "pass", ", ".join(found))]
 
 
@@ -61,35 +77,64 @@ def _docker_engine() -> list[Finding]:
         info = engine.info()
     except CourseError as error:
         return [Finding("Docker engine", "fail", error.message, error.hint or "")]
-    findings = [Finding("Docker engine", "pass",
-                        f"Docker {engine.version().get('Version')} ({info.get('OperatingSystem')})")]
+    findings = [
+        Finding(
+            "Docker engine",
+            "pass",
+            f"Docker {engine.version().get('Version')} ({info.get('OperatingSystem')})",
+        )
+    ]
     memory_gb = info.get("MemTotal", 0) / 2**30
-    findings.append(Finding(
-        "Memory for Docker", "pass" if memory_gb >= 4 else "warn" if memory_gb >= 2 else "fail",
-        f"{memory_gb:.1f} GB", "" if memory_gb >= 4 else "give Docker Desktop at least 4 GB "
-        "(Settings > Resources)"))
+    findings.append(
+        Finding(
+            "Memory for Docker",
+            "pass" if memory_gb >= 4 else "warn" if memory_gb >= 2 else "fail",
+            f"{memory_gb:.1f} GB",
+            "" if memory_gb >= 4 else "give Docker Desktop at least 4 GB (Settings > Resources)",
+        )
+    )
     missing = [tag for tag in _images.COURSE_IMAGES if not _images._has_image(tag)]
-    findings.append(Finding("Course images in Docker", "warn" if missing else "pass",
-                            "missing: " + ", ".join(missing) if missing else
-                            ", ".join(_images.COURSE_IMAGES), "make images" if missing else ""))
+    findings.append(
+        Finding(
+            "Course images in Docker",
+            "warn" if missing else "pass",
+            "missing: " + ", ".join(missing) if missing else ", ".join(_images.COURSE_IMAGES),
+            "make images" if missing else "",
+        )
+    )
     return findings
 
 
 def _architecture() -> list[Finding]:
     machine = platform.machine().lower()
     known = machine in ("x86_64", "amd64", "arm64", "aarch64")
-    return [Finding("CPU architecture", "pass" if known else "warn", machine,
-                    "" if known else "the course images are built for amd64 and arm64")]
+    return [
+        Finding(
+            "CPU architecture",
+            "pass" if known else "warn",
+            machine,
+            "" if known else "the course images are built for amd64 and arm64",
+        )
+    ]
 
 
 def _tools() -> list[Finding]:
     findings = []
-    for tool, needed_for in (("kubectl", "the kubectl commands shown beside each helper"),
-                             ("kind", "the kind cluster (learners' default)")):
+    for tool, needed_for in (
+        ("kubectl", "the kubectl commands shown beside each helper"),
+        ("kind", "the kind cluster (learners' default)"),
+    ):
         path = shutil.which(tool)
-        findings.append(Finding(f"{tool} on PATH", "pass" if path else "warn", path or "not found",
-                                "" if path else f"install {tool} for {needed_for} "
-                                "(conda env, or https://kind.sigs.k8s.io)"))
+        findings.append(
+            Finding(
+                f"{tool} on PATH",
+                "pass" if path else "warn",
+                path or "not found",
+                ""
+                if path
+                else f"install {tool} for {needed_for} (conda env, or https://kind.sigs.k8s.io)",
+            )
+        )
     return findings
 
 
@@ -99,35 +144,76 @@ def _cluster() -> list[Finding]:
         version = _k8s.raw("/version")
     except CourseError as error:
         return [Finding(name, "fail", error.message.split(". ")[0], start_hint())]
-    findings = [Finding(name, "pass", f"API server {version.get('gitVersion')} at {_k8s._server()}")]
+    findings = [
+        Finding(name, "pass", f"API server {version.get('gitVersion')} at {_k8s._server()}")
+    ]
     nodes = _k8s.list_objects("nodes")
     ready = [n.name for n in nodes if _k8s._condition_true(n.raw, "Ready")]
-    findings.append(Finding("Nodes Ready", "pass" if ready and len(ready) == len(nodes) else "fail",
-                            f"{len(ready)}/{len(nodes)} Ready", "" if ready else
-                            "look at the kubelet log; make cluster-status"))
-    unhealthy = [line for line in str(_k8s.raw("/readyz", verbose="true")).splitlines()
-                 if line.startswith("[-]")]
-    findings.append(Finding("Control plane /readyz", "fail" if unhealthy else "pass",
-                            "; ".join(unhealthy) or "all checks ok",
-                            "see the API server log" if unhealthy else ""))
+    findings.append(
+        Finding(
+            "Nodes Ready",
+            "pass" if ready and len(ready) == len(nodes) else "fail",
+            f"{len(ready)}/{len(nodes)} Ready",
+            "" if ready else "look at the kubelet log; make cluster-status",
+        )
+    )
+    unhealthy = [
+        line
+        for line in str(_k8s.raw("/readyz", verbose="true")).splitlines()
+        if line.startswith("[-]")
+    ]
+    findings.append(
+        Finding(
+            "Control plane /readyz",
+            "fail" if unhealthy else "pass",
+            "; ".join(unhealthy) or "all checks ok",
+            "see the API server log" if unhealthy else "",
+        )
+    )
     leases = {lease.name for lease in _k8s.list_objects("leases", "kube-system")}
     missing = {"kube-scheduler", "kube-controller-manager"} - leases
-    findings.append(Finding("Scheduler and controller manager", "warn" if missing else "pass",
-                            "no leader lease: " + ", ".join(sorted(missing)) if missing
-                            else "both hold their leader lease", ""))
+    findings.append(
+        Finding(
+            "Scheduler and controller manager",
+            "warn" if missing else "pass",
+            "no leader lease: " + ", ".join(sorted(missing))
+            if missing
+            else "both hold their leader lease",
+            "",
+        )
+    )
     classes = _k8s.list_objects("storageclass")
-    default = [c.name for c in classes if c.metadata.get("annotations", {})
-               .get("storageclass.kubernetes.io/is-default-class") == "true"]
-    findings.append(Finding("Default StorageClass", "pass" if default else "warn",
-                            ", ".join(default) or "none: PVCs without storageClassName stay Pending",
-                            "" if default else "make cluster (it creates 'standard')"))
-    on_nodes = {name for n in nodes for image in n.status.get("images") or []
-                for name in image.get("names", [])}
-    missing_images = [tag for tag in _images.COURSE_IMAGES
-                      if not ({tag, "docker.io/" + tag} & on_nodes)]
-    findings.append(Finding("Course images in the cluster", "warn" if missing_images else "pass",
-                            "missing: " + ", ".join(missing_images) if missing_images
-                            else "all present", "make images" if missing_images else ""))
+    default = [
+        c.name
+        for c in classes
+        if c.metadata.get("annotations", {}).get("storageclass.kubernetes.io/is-default-class")
+        == "true"
+    ]
+    findings.append(
+        Finding(
+            "Default StorageClass",
+            "pass" if default else "warn",
+            ", ".join(default) or "none: PVCs without storageClassName stay Pending",
+            "" if default else "make cluster (it creates 'standard')",
+        )
+    )
+    on_nodes = {
+        name
+        for n in nodes
+        for image in n.status.get("images") or []
+        for name in image.get("names", [])
+    }
+    missing_images = [
+        tag for tag in _images.COURSE_IMAGES if not ({tag, "docker.io/" + tag} & on_nodes)
+    ]
+    findings.append(
+        Finding(
+            "Course images in the cluster",
+            "warn" if missing_images else "pass",
+            "missing: " + ", ".join(missing_images) if missing_images else "all present",
+            "make images" if missing_images else "",
+        )
+    )
     return findings
 
 
@@ -136,8 +222,12 @@ def doctor(*, cluster: bool = True) -> Report:
 
     CLI: ``make doctor``
     """
-    sections: list[Callable[[], list[Finding]]] = [_python_packages, _docker_engine, _architecture,
-                                                   _tools]
+    sections: list[Callable[[], list[Finding]]] = [
+        _python_packages,
+        _docker_engine,
+        _architecture,
+        _tools,
+    ]
     if cluster:
         sections.append(_cluster)
     findings: list[Finding] = []
@@ -145,6 +235,7 @@ def doctor(*, cluster: bool = True) -> Report:
         try:
             findings += section()
         except CourseError as error:
-            findings.append(Finding(section.__name__.strip("_"), "fail", error.message,
-                                    error.hint or ""))
+            findings.append(
+                Finding(section.__name__.strip("_"), "fail", error.message, error.hint or "")
+            )
     return Report(findings)

@@ -41,7 +41,9 @@ class CourseError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
-        self.command = command if isinstance(command, str) or command is None else shlex.join(command)
+        self.command = (
+            command if isinstance(command, str) or command is None else shlex.join(command)
+        )
         self.output = output
 
     def __str__(self) -> str:
@@ -49,7 +51,10 @@ class CourseError(Exception):
         if self.command:
             lines.append(f"  Command: {self.command}")
         if self.output:
-            lines += ["  Output:", *("    " + line for line in self.output.strip().splitlines()[-15:])]
+            lines += [
+                "  Output:",
+                *("    " + line for line in self.output.strip().splitlines()[-15:]),
+            ]
         if self.hint:
             lines.append(f"  Fix: {self.hint}")
         return "\n".join(lines)

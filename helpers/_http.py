@@ -31,7 +31,9 @@ def fetch(url: str, *, timeout: float = 10.0) -> str:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())) as reply:
+            with urllib.request.urlopen(
+                url, timeout=max(1.0, deadline - time.monotonic())
+            ) as reply:
                 return bytes(reply.read()).decode(errors="replace")
         except urllib.error.HTTPError as error:
             raise CourseError(

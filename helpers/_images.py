@@ -36,7 +36,9 @@ def _static_busybox() -> Path | None:
 
 def _is_static(binary: Path) -> bool:
     # A static ELF has no PT_INTERP segment, so no "ld-linux" interpreter path inside it.
-    return b"/lib64/ld-linux" not in binary.read_bytes()[:4096] and binary.stat().st_size > 1_000_000
+    return (
+        b"/lib64/ld-linux" not in binary.read_bytes()[:4096] and binary.stat().st_size > 1_000_000
+    )
 
 
 def ensure_base() -> str:
@@ -45,8 +47,10 @@ def ensure_base() -> str:
         return BASE_IMAGE
     busybox = _static_busybox()
     if busybox is not None:
-        with step(f"Building {BASE_IMAGE} from {busybox} (offline base)"), \
-                tempfile.TemporaryDirectory() as context:
+        with (
+            step(f"Building {BASE_IMAGE} from {busybox} (offline base)"),
+            tempfile.TemporaryDirectory() as context,
+        ):
             shutil.copy2(busybox, Path(context) / "busybox")
             shutil.copy2(IMAGES_DIR / "base" / "Dockerfile", Path(context) / "Dockerfile")
             build_image(context, BASE_IMAGE)

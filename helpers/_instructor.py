@@ -50,8 +50,11 @@ def assignments(root: Path = REPO_ROOT) -> list[str]:
 
 def _raise_on_failure(result: dict[str, Any], what: str) -> None:
     if not result.get("success"):
-        raise CourseError(f"nbgrader could not {what}.", output=result.get("log", "") + "\n"
-                          + str(result.get("error", "")), hint="Read nbgrader's log above.")
+        raise CourseError(
+            f"nbgrader could not {what}.",
+            output=result.get("log", "") + "\n" + str(result.get("error", "")),
+            hint="Read nbgrader's log above.",
+        )
 
 
 def release(root: Path = REPO_ROOT, names: Sequence[str] | None = None) -> list[Path]:
@@ -69,8 +72,10 @@ def release(root: Path = REPO_ROOT, names: Sequence[str] | None = None) -> list[
 def autograde(root: Path, assignment: str, student: str, **execute: Any) -> dict[str, Any]:
     """Autograde one submission in ``root/submitted/<student>/<assignment>``; returns its scores."""
     api = _api(root, **execute)
-    _raise_on_failure(api.autograde(assignment, student, force=True, create=True),
-                      f"autograde {student}/{assignment}")
+    _raise_on_failure(
+        api.autograde(assignment, student, force=True, create=True),
+        f"autograde {student}/{assignment}",
+    )
     return scores(root, assignment, student)
 
 
@@ -80,15 +85,20 @@ def scores(root: Path, assignment: str, student: str) -> dict[str, Any]:
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
         submission = gradebook.find_submission(assignment, student)
-        per_test = {grade.name: grade.score for notebook in submission.notebooks
-                    for grade in notebook.grades}
+        per_test = {
+            grade.name: grade.score
+            for notebook in submission.notebooks
+            for grade in notebook.grades
+        }
         return {"score": submission.score, "max_score": submission.max_score, "tests": per_test}
 
 
 def feedback(root: Path, assignment: str, student: str) -> Path:
     """Write the HTML feedback of one submission; returns the folder it is in."""
-    _raise_on_failure(_api(root).generate_feedback(assignment, student, force=True),
-                      f"make feedback for {student}/{assignment}")
+    _raise_on_failure(
+        _api(root).generate_feedback(assignment, student, force=True),
+        f"make feedback for {student}/{assignment}",
+    )
     return root / "feedback" / student / assignment
 
 
@@ -115,7 +125,9 @@ def grade(root: Path, submissions: Path | None = None) -> Table:
             with step(f"Autograding {student_dir.name}/{assignment_dir.name}"):
                 result = autograde(root, assignment_dir.name, student_dir.name)
                 feedback(root, assignment_dir.name, student_dir.name)
-            rows.append([student_dir.name, assignment_dir.name, result["score"], result["max_score"]])
+            rows.append(
+                [student_dir.name, assignment_dir.name, result["score"], result["max_score"]]
+            )
     csv_path = export_csv(root)
     print(f" ✓ grades exported to {csv_path}; feedback in {root / 'feedback'}")
     return Table(["student", "assignment", "score", "max"], rows)

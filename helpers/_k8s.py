@@ -45,25 +45,50 @@ from ._output import ExecResult, Table
 
 FIELD_MANAGER = "course"
 _api: k8s_client.ApiClient | None = None
-_resources: dict[str, dict[str, tuple[str, bool]]] = {}  # apiVersion -> kind -> (plural, namespaced)
+_resources: dict[
+    str, dict[str, tuple[str, bool]]
+] = {}  # apiVersion -> kind -> (plural, namespaced)
 
 # Short names learners type, as kubectl accepts them.
 _ALIASES = {
-    "po": "Pod", "pod": "Pod", "pods": "Pod",
-    "deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
-    "rs": "ReplicaSet", "replicaset": "ReplicaSet", "replicasets": "ReplicaSet",
-    "svc": "Service", "service": "Service", "services": "Service",
-    "pvc": "PersistentVolumeClaim", "persistentvolumeclaim": "PersistentVolumeClaim",
-    "pv": "PersistentVolume", "persistentvolume": "PersistentVolume",
-    "sc": "StorageClass", "storageclass": "StorageClass",
-    "ns": "Namespace", "namespace": "Namespace",
-    "no": "Node", "node": "Node", "nodes": "Node",
-    "cm": "ConfigMap", "configmap": "ConfigMap", "secret": "Secret",
-    "lease": "Lease", "leases": "Lease", "ev": "Event", "event": "Event", "events": "Event",
+    "po": "Pod",
+    "pod": "Pod",
+    "pods": "Pod",
+    "deploy": "Deployment",
+    "deployment": "Deployment",
+    "deployments": "Deployment",
+    "rs": "ReplicaSet",
+    "replicaset": "ReplicaSet",
+    "replicasets": "ReplicaSet",
+    "svc": "Service",
+    "service": "Service",
+    "services": "Service",
+    "pvc": "PersistentVolumeClaim",
+    "persistentvolumeclaim": "PersistentVolumeClaim",
+    "pv": "PersistentVolume",
+    "persistentvolume": "PersistentVolume",
+    "sc": "StorageClass",
+    "storageclass": "StorageClass",
+    "ns": "Namespace",
+    "namespace": "Namespace",
+    "no": "Node",
+    "node": "Node",
+    "nodes": "Node",
+    "cm": "ConfigMap",
+    "configmap": "ConfigMap",
+    "secret": "Secret",
+    "lease": "Lease",
+    "leases": "Lease",
+    "ev": "Event",
+    "event": "Event",
+    "events": "Event",
 }
 _API_VERSIONS = {
-    "Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StorageClass": "storage.k8s.io/v1",
-    "Lease": "coordination.k8s.io/v1", "Event": "v1",
+    "Deployment": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "StorageClass": "storage.k8s.io/v1",
+    "Lease": "coordination.k8s.io/v1",
+    "Event": "v1",
 }
 # Container states that will not fix themselves: a wait for Ready stops early on these.
 HOPELESS_REASONS = {
@@ -87,7 +112,7 @@ def api() -> k8s_client.ApiClient:
     if _api is None:
         path = kubeconfig_path()
         try:
-            _api = k8s_config.new_client_from_config(config_file=path)
+            _api = k8s_config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
         except (ConfigException, OSError, TypeError) as error:
             raise ClusterUnreachable(
                 f"No usable kubeconfig ({path or 'none found'}): {error}",
@@ -117,16 +142,22 @@ def _translate(error: Exception, *, what: str) -> CourseError:
             status = {}
         message = status.get("message") or error.reason or str(error.status)
         if error.status in (401, 403):
-            return Forbidden(f"{what}: forbidden. The API server said: {message}",
-                             hint="Your credentials may not do this. In a classroom, work in your "
-                             "own namespace: k8s.namespace().")
+            return Forbidden(
+                f"{what}: forbidden. The API server said: {message}",
+                hint="Your credentials may not do this. In a classroom, work in your "
+                "own namespace: k8s.namespace().",
+            )
         if error.status == 404:
-            return ObjectNotFound(f"{what}: not found. {message}",
-                                  hint="Check the name and namespace; list what exists with "
-                                  "k8s.pods(ns) or k8s.get(...).")
+            return ObjectNotFound(
+                f"{what}: not found. {message}",
+                hint="Check the name and namespace; list what exists with "
+                "k8s.pods(ns) or k8s.get(...).",
+            )
         causes = (status.get("details") or {}).get("causes") or []
         fields = [c.get("field") for c in causes if c.get("field")]
-        typed = re.search(r"failed to create typed patch object \([^)]*\): (\.[^:]+): (.*)", message)
+        typed = re.search(
+            r"failed to create typed patch object \([^)]*\): (\.[^:]+): (.*)", message
+        )
         if typed:  # server-side apply checks the schema first, and answers 500 for a bad field
             fields, message = [typed.group(1).lstrip(".")], typed.group(2)
             error.status = 422
@@ -147,32 +178,51 @@ def _translate(error: Exception, *, what: str) -> CourseError:
     return KubernetesError(f"{what}: {error}")
 
 
-def _send(method: str, path: str, *, body: Any = None, query: Mapping[str, Any] | None = None,
-          content_type: str = "application/json", timeout: float = 30) -> Any:
+def _send(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: Mapping[str, Any] | None = None,
+    content_type: str = "application/json",
+    timeout: float = 30,
+) -> Any:
     """One HTTP request through the client's connection; returns the urllib3 response, unread."""
     client = api()
     prepared = client.param_serialize(
-        method=method, resource_path=path, query_params=list((query or {}).items()),
+        method=method,
+        resource_path=path,
+        query_params=list((query or {}).items()),
         header_params={"Accept": "application/json", "Content-Type": content_type},
-        body=body, auth_settings=["BearerToken"])
+        body=body,
+        auth_settings=["BearerToken"],
+    )
     reply = client.call_api(*prepared, _request_timeout=timeout)
     if reply.status >= 400:
-        reply.read()
+        reply.read()  # type: ignore[no-untyped-call]
         raise ApiException(http_resp=reply)
     return reply.response
 
 
-def request(method: str, path: str, *, body: Mapping[str, Any] | None = None,
-            query: Mapping[str, Any] | None = None, content_type: str = "application/json",
-            timeout: float = 30, what: str = "") -> Any:
+def request(
+    method: str,
+    path: str,
+    *,
+    body: Mapping[str, Any] | None = None,
+    query: Mapping[str, Any] | None = None,
+    content_type: str = "application/json",
+    timeout: float = 30,
+    what: str = "",
+) -> Any:
     """Send one HTTP request to the API server and return the decoded JSON (or text).
 
     This is all the Kubernetes API is: ``GET /api/v1/namespaces/NS/pods`` and friends.
     CLI: ``kubectl get --raw PATH``
     """
     try:
-        reply = _send(method, path, body=body, query=query, content_type=content_type,
-                      timeout=timeout)
+        reply = _send(
+            method, path, body=body, query=query, content_type=content_type, timeout=timeout
+        )
         text = bytes(reply.data).decode(errors="replace")
     except Exception as error:
         raise _translate(error, what=what or f"{method} {path}") from None
@@ -202,7 +252,8 @@ def _discover(api_version: str) -> dict[str, tuple[str, bool]]:
             raise ManifestRejected(f"apiVersion {api_version!r} is not served by this cluster.")
         _resources[api_version] = {
             r["kind"]: (r["name"], bool(r["namespaced"]))
-            for r in listing.get("resources", []) if "/" not in r["name"]
+            for r in listing.get("resources", [])
+            if "/" not in r["name"]
         }
     return _resources[api_version]
 
@@ -224,8 +275,10 @@ def _collection_path(api_version: str, kind: str, namespace: str | None) -> str:
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     if namespaced:
         if not namespace:
-            raise CourseError(f"{kind} objects live in a namespace, and none was given.",
-                              hint="Pass the namespace, e.g. k8s.apply(manifest, ns).")
+            raise CourseError(
+                f"{kind} objects live in a namespace, and none was given.",
+                hint="Pass the namespace, e.g. k8s.apply(manifest, ns).",
+            )
         return f"{base}/namespaces/{namespace}/{plural}"
     return f"{base}/{plural}"
 
@@ -233,12 +286,18 @@ def _collection_path(api_version: str, kind: str, namespace: str | None) -> str:
 def _parse_target(target: str) -> tuple[str, str, str]:
     """'deploy/web' -> ('apps/v1', 'Deployment', 'web')."""
     if "/" not in target:
-        raise CourseError(f"{target!r} does not say what kind of object it is.",
-                          hint="Write kind/name, as kubectl does: 'pod/web', 'deployment/web'.")
+        raise CourseError(
+            f"{target!r} does not say what kind of object it is.",
+            hint="Write kind/name, as kubectl does: 'pod/web', 'deployment/web'.",
+        )
     kind_word, name = target.split("/", 1)
     word = kind_word.lower()
-    kind = _ALIASES.get(word) or _ALIASES.get(word.removesuffix("es")) \
-        or _ALIASES.get(word.removesuffix("s")) or kind_word
+    kind = (
+        _ALIASES.get(word)
+        or _ALIASES.get(word.removesuffix("es"))
+        or _ALIASES.get(word.removesuffix("s"))
+        or kind_word
+    )
     return _API_VERSIONS.get(kind, "v1"), kind, name
 
 
@@ -258,7 +317,8 @@ class Object:
 
     @property
     def namespace(self) -> str | None:
-        return self.raw["metadata"].get("namespace")
+        found = self.raw["metadata"].get("namespace")
+        return str(found) if found else None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -290,8 +350,10 @@ def _summary(raw: Mapping[str, Any]) -> str:
     if kind == "Pod":
         return f"{pod_status(raw)}, ready {_ready_text(raw)}"
     if kind in ("Deployment", "ReplicaSet"):
-        return (f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)} ready, "
-                f"{status.get('updatedReplicas', 0)} up to date")
+        return (
+            f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)} ready, "
+            f"{status.get('updatedReplicas', 0)} up to date"
+        )
     if kind in ("PersistentVolumeClaim", "PersistentVolume"):
         return str(status.get("phase", "unknown"))
     return "present"
@@ -309,14 +371,19 @@ def namespace(chapter_name: str | None = None) -> str:
     'alice-03-pods'
     """
     current = chapter(chapter_name)
-    body = {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": current.namespace, "labels": current.labels}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": current.namespace, "labels": current.labels},
+    }
     existing = _get_raw("/api/v1/namespaces/" + current.namespace)
     if existing and existing.get("status", {}).get("phase") == "Terminating":
         wait(f"namespace/{current.namespace}", "deleted", None, timeout=90)
         existing = None
     if existing is None:
-        request("POST", "/api/v1/namespaces", body=body, what=f"creating namespace {current.namespace}")
+        request(
+            "POST", "/api/v1/namespaces", body=body, what=f"creating namespace {current.namespace}"
+        )
         _wait_for_default_serviceaccount(current.namespace)
     return current.namespace
 
@@ -326,13 +393,16 @@ def _wait_for_default_serviceaccount(ns: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while _get_raw(f"/api/v1/namespaces/{ns}/serviceaccounts/default") is None:
         if time.monotonic() > deadline:
-            raise WaitTimeout(f"namespace {ns} got no default service account in {timeout:.0f} s.",
-                              hint="Is kube-controller-manager running? Try `make doctor`.")
+            raise WaitTimeout(
+                f"namespace {ns} got no default service account in {timeout:.0f} s.",
+                hint="Is kube-controller-manager running? Try `make doctor`.",
+            )
         time.sleep(0.2)
 
 
-def delete_namespace(ns: str | None = None, *, wait_until_gone: bool = True,
-                     timeout: float = 120) -> None:
+def delete_namespace(
+    ns: str | None = None, *, wait_until_gone: bool = True, timeout: float = 120
+) -> None:
     """Delete a namespace and everything in it (default: this chapter's).
 
     CLI: ``kubectl delete namespace alice-03-pods``
@@ -345,8 +415,9 @@ def delete_namespace(ns: str | None = None, *, wait_until_gone: bool = True,
         wait(f"namespace/{name}", "deleted", None, timeout=timeout)
 
 
-def _load_manifests(manifest: str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]]
-                    ) -> list[dict[str, Any]]:
+def _load_manifests(
+    manifest: str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
     if isinstance(manifest, Mapping):
         return [dict(manifest)]
     if isinstance(manifest, Sequence) and not isinstance(manifest, str):
@@ -355,23 +426,30 @@ def _load_manifests(manifest: str | Path | Mapping[str, Any] | Sequence[Mapping[
     if "\n" not in text and (text.endswith((".yaml", ".yml", ".json")) or Path(text).exists()):
         path = Path(text)
         if not path.exists():
-            raise CourseError(f"There is no manifest file {path}.",
-                              hint=f"Check the path; this notebook runs in {Path.cwd()}.")
+            raise CourseError(
+                f"There is no manifest file {path}.",
+                hint=f"Check the path; this notebook runs in {Path.cwd()}.",
+            )
         text = path.read_text()
     try:
         documents = [d for d in yaml.safe_load_all(text) if d]
     except yaml.YAMLError as error:
-        raise ManifestRejected(f"The manifest is not valid YAML: {error}",
-                               hint="Check the indentation (spaces, not tabs) near that line.") from None
+        raise ManifestRejected(
+            f"The manifest is not valid YAML: {error}",
+            hint="Check the indentation (spaces, not tabs) near that line.",
+        ) from None
     for document in documents:
         if not isinstance(document, dict) or "kind" not in document or "apiVersion" not in document:
-            raise ManifestRejected("Every manifest needs apiVersion, kind and metadata.name.",
-                                   hint="Start from an example in the lesson.")
+            raise ManifestRejected(
+                "Every manifest needs apiVersion, kind and metadata.name.",
+                hint="Start from an example in the lesson.",
+            )
     return documents
 
 
-def apply(manifest: str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]],
-          ns: str | None = None) -> list[Object]:
+def apply(
+    manifest: str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]], ns: str | None = None
+) -> list[Object]:
     """Create or update objects with server-side apply. Takes a file, YAML text, or dicts.
 
     CLI: ``kubectl apply --server-side -n NS -f FILE``
@@ -384,14 +462,21 @@ def apply(manifest: str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]]
     for document in _load_manifests(manifest):
         name = (document.get("metadata") or {}).get("name")
         if not name:
-            raise ManifestRejected(f"The {document['kind']} has no metadata.name.",
-                                   hint="Give it a name under metadata:.")
+            raise ManifestRejected(
+                f"The {document['kind']} has no metadata.name.",
+                hint="Give it a name under metadata:.",
+            )
         document_ns = (document.get("metadata") or {}).get("namespace") or ns
         base = _collection_path(document["apiVersion"], document["kind"], document_ns)
         what = f"applying {document['kind'].lower()}/{name}"
-        result = request("PATCH", f"{base}/{name}", body=document,
-                         query={"fieldManager": FIELD_MANAGER, "force": "true"},
-                         content_type="application/apply-patch+yaml", what=what)
+        result = request(
+            "PATCH",
+            f"{base}/{name}",
+            body=document,
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            content_type="application/apply-patch+yaml",
+            what=what,
+        )
         applied.append(Object(result))
     return applied
 
@@ -413,8 +498,10 @@ def get(target: str, ns: str | None = None) -> Object:
     """One object, e.g. ``get("deploy/web", ns)``.  CLI: ``kubectl get deploy/web -n NS -o yaml``"""
     found = _get_raw(_object_path(target, ns))
     if found is None:
-        raise ObjectNotFound(f"There is no {target} in namespace {ns}.",
-                             hint="List what is there: k8s.pods(ns), or check the spelling.")
+        raise ObjectNotFound(
+            f"There is no {target} in namespace {ns}.",
+            hint="List what is there: k8s.pods(ns), or check the spelling.",
+        )
     return Object(found)
 
 
@@ -431,8 +518,9 @@ def list_objects(kind: str, ns: str | None = None, *, selector: str | None = Non
     return [Object({**item, "kind": real_kind}) for item in listing.get("items", [])]
 
 
-def delete(target: str, ns: str | None = None, *, wait_until_gone: bool = True,
-           timeout: float = 60) -> None:
+def delete(
+    target: str, ns: str | None = None, *, wait_until_gone: bool = True, timeout: float = 60
+) -> None:
     """Delete an object, waiting until it is gone.  CLI: ``kubectl delete TARGET -n NS``"""
     path = _object_path(target, ns)
     try:
@@ -455,7 +543,7 @@ def pod_status(pod: Mapping[str, Any]) -> str:
     for container in status.get("initContainerStatuses") or []:
         state = container.get("state") or {}
         if "waiting" in state and state["waiting"].get("reason") not in (None, "PodInitializing"):
-            return "Init:" + state["waiting"]["reason"]
+            return "Init:" + str(state["waiting"]["reason"])
         if "running" in state:
             return "Init:Running"
     for container in status.get("containerStatuses") or []:
@@ -475,8 +563,11 @@ def _ready_text(pod: Mapping[str, Any]) -> str:
 def _age(timestamp: str | None) -> str:
     if not timestamp:
         return ""
-    seconds = int((datetime.now(UTC) - datetime.fromisoformat(timestamp.replace("Z", "+00:00")))
-                  .total_seconds())
+    seconds = int(
+        (
+            datetime.now(UTC) - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        ).total_seconds()
+    )
     return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m"
 
 
@@ -485,9 +576,17 @@ def pods(ns: str | None = None, *, selector: str | None = None) -> Table:
     rows = []
     for pod in list_objects("pods", ns or chapter().namespace, selector=selector):
         restarts = sum(c.get("restartCount", 0) for c in pod.status.get("containerStatuses") or [])
-        rows.append([pod.name, _ready_text(pod.raw), pod_status(pod.raw), restarts,
-                     pod.status.get("podIP", ""), pod.spec.get("nodeName", ""),
-                     _age(pod.metadata.get("creationTimestamp"))])
+        rows.append(
+            [
+                pod.name,
+                _ready_text(pod.raw),
+                pod_status(pod.raw),
+                restarts,
+                pod.status.get("podIP", ""),
+                pod.spec.get("nodeName", ""),
+                _age(pod.metadata.get("creationTimestamp")),
+            ]
+        )
     return Table(["name", "ready", "status", "restarts", "ip", "node", "age"], rows)
 
 
@@ -501,22 +600,40 @@ def events(ns: str | None = None, *, about: str | None = None, limit: int = 20) 
         _, kind, name = _parse_target(about)
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
     path = f"/api/v1/namespaces/{ns}/events" if ns else "/api/v1/events"
-    items = request("GET", path, query={"fieldSelector": selector} if selector else None
-                    ).get("items", [])
+    items = request("GET", path, query={"fieldSelector": selector} if selector else None).get(
+        "items", []
+    )
 
     def when(event: Mapping[str, Any]) -> str:
-        return str(event.get("lastTimestamp") or event.get("eventTime") or
-                   (event.get("metadata") or {}).get("creationTimestamp") or "")
+        return str(
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or (event.get("metadata") or {}).get("creationTimestamp")
+            or ""
+        )
 
-    rows = [[_age(when(e)), e.get("type", ""), e.get("reason", ""),
-             f"{e['involvedObject'].get('kind', '').lower()}/{e['involvedObject'].get('name', '')}",
-             (e.get("source") or {}).get("component") or e.get("reportingComponent", ""),
-             (e.get("message") or "").strip()] for e in sorted(items, key=when)[-limit:]]
+    rows = [
+        [
+            _age(when(e)),
+            e.get("type", ""),
+            e.get("reason", ""),
+            f"{e['involvedObject'].get('kind', '').lower()}/{e['involvedObject'].get('name', '')}",
+            (e.get("source") or {}).get("component") or e.get("reportingComponent", ""),
+            (e.get("message") or "").strip(),
+        ]
+        for e in sorted(items, key=when)[-limit:]
+    ]
     return Table(["age", "type", "reason", "object", "from", "message"], rows)
 
 
-def logs(pod: str, ns: str | None = None, *, container: str | None = None,
-         previous: bool = False, tail: int | None = None) -> str:
+def logs(
+    pod: str,
+    ns: str | None = None,
+    *,
+    container: str | None = None,
+    previous: bool = False,
+    tail: int | None = None,
+) -> str:
     """What a container wrote to stdout/stderr.
 
     CLI: ``kubectl logs POD -n NS [-c CONTAINER] [--previous] [--tail N]``
@@ -529,13 +646,23 @@ def logs(pod: str, ns: str | None = None, *, container: str | None = None,
     if tail is not None:
         query["tailLines"] = tail
     name = pod.split("/", 1)[-1]
-    result = request("GET", f"/api/v1/namespaces/{ns or chapter().namespace}/pods/{name}/log",
-                     query=query, what=f"logs of pod/{name}")
+    result = request(
+        "GET",
+        f"/api/v1/namespaces/{ns or chapter().namespace}/pods/{name}/log",
+        query=query,
+        what=f"logs of pod/{name}",
+    )
     return result if isinstance(result, str) else json.dumps(result)
 
 
-def exec(pod: str, command: str | Sequence[str], ns: str | None = None, *,
-         container: str | None = None, timeout: float = 30) -> ExecResult:
+def exec(
+    pod: str,
+    command: str | Sequence[str],
+    ns: str | None = None,
+    *,
+    container: str | None = None,
+    timeout: float = 30,
+) -> ExecResult:
     """Run a command in a pod's container. A string runs through ``sh -c``.
 
     CLI: ``kubectl exec POD -n NS [-c CONTAINER] -- sh -c 'COMMAND'``
@@ -544,8 +671,14 @@ def exec(pod: str, command: str | Sequence[str], ns: str | None = None, *,
     name = pod.split("/", 1)[-1]
     namespace_name = ns or chapter().namespace
     core = k8s_client.CoreV1Api(api())
-    options: dict[str, Any] = {"command": argv, "stdout": True, "stderr": True, "stdin": False,
-                               "tty": False, "_preload_content": False}
+    options: dict[str, Any] = {
+        "command": argv,
+        "stdout": True,
+        "stderr": True,
+        "stdin": False,
+        "tty": False,
+        "_preload_content": False,
+    }
     if container:
         options["container"] = container
     try:
@@ -563,17 +696,21 @@ def exec(pod: str, command: str | Sequence[str], ns: str | None = None, *,
 
 
 def _condition_true(raw: Mapping[str, Any], condition_type: str) -> bool:
-    return any(c.get("type") == condition_type and c.get("status") == "True"
-               for c in (raw.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == condition_type and c.get("status") == "True"
+        for c in (raw.get("status") or {}).get("conditions") or []
+    )
 
 
 def _rollout_complete(raw: Mapping[str, Any]) -> bool:
     spec, status = raw.get("spec") or {}, raw.get("status") or {}
     wanted = spec.get("replicas", 1)
-    return (status.get("observedGeneration", 0) >= (raw.get("metadata") or {}).get("generation", 0)
-            and status.get("updatedReplicas", 0) == wanted
-            and status.get("replicas", 0) == wanted
-            and status.get("availableReplicas", 0) == wanted)
+    return bool(
+        status.get("observedGeneration", 0) >= (raw.get("metadata") or {}).get("generation", 0)
+        and status.get("updatedReplicas", 0) == wanted
+        and status.get("replicas", 0) == wanted
+        and status.get("availableReplicas", 0) == wanted
+    )
 
 
 def _satisfied(raw: Mapping[str, Any], condition: str) -> bool:
@@ -584,7 +721,7 @@ def _satisfied(raw: Mapping[str, Any], condition: str) -> bool:
         return _rollout_complete(raw)
     if condition == "Ready" and kind in ("Deployment", "ReplicaSet", "StatefulSet"):
         wanted = (raw.get("spec") or {}).get("replicas", 1)
-        return int((raw.get("status") or {}).get("readyReplicas", 0)) == wanted
+        return bool(int((raw.get("status") or {}).get("readyReplicas", 0)) == wanted)
     if condition == "Bound":
         return (raw.get("status") or {}).get("phase") == "Bound"
     if kind == "Pod" and condition in ("Pending", "Running", "Succeeded", "Failed"):
@@ -604,24 +741,33 @@ def _pods_in_trouble(ns: str, raw: Mapping[str, Any], condition: str) -> str | N
     elif raw.get("kind") in ("Deployment", "ReplicaSet"):
         labels = ((raw.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        candidates = [p.raw for p in list_objects("pods", ns, selector=selector)] if selector else []
+        candidates = (
+            [p.raw for p in list_objects("pods", ns, selector=selector)] if selector else []
+        )
     for pod in candidates:
-        statuses = ((pod.get("status") or {}).get("initContainerStatuses") or []) + \
-            ((pod.get("status") or {}).get("containerStatuses") or [])
+        statuses = ((pod.get("status") or {}).get("initContainerStatuses") or []) + (
+            (pod.get("status") or {}).get("containerStatuses") or []
+        )
         for container in statuses:
             waiting = (container.get("state") or {}).get("waiting") or {}
             reason = waiting.get("reason")
             if reason in HOPELESS_REASONS:
-                return (f"pod/{pod['metadata']['name']} container {container.get('name')!r} is "
-                        f"{reason}: {HOPELESS_REASONS[reason]}. {waiting.get('message', '')}".strip())
+                return (
+                    f"pod/{pod['metadata']['name']} container {container.get('name')!r} is "
+                    f"{reason}: {HOPELESS_REASONS[reason]}. {waiting.get('message', '')}".strip()
+                )
     return None
 
 
 def _watch(path: str, name: str, resource_version: str, seconds: int) -> Iterator[dict[str, Any]]:
     """Events of one object from a watch: ``GET PATH?watch=1&fieldSelector=metadata.name=NAME``."""
-    query = {"watch": "1", "fieldSelector": f"metadata.name={name}",
-             "resourceVersion": resource_version, "timeoutSeconds": str(max(1, seconds)),
-             "allowWatchBookmarks": "false"}
+    query = {
+        "watch": "1",
+        "fieldSelector": f"metadata.name={name}",
+        "resourceVersion": resource_version,
+        "timeoutSeconds": str(max(1, seconds)),
+        "allowWatchBookmarks": "false",
+    }
     try:
         stream = _send("GET", path, query=query, timeout=seconds + 10)
     except Exception as error:
@@ -638,7 +784,9 @@ def _watch(path: str, name: str, resource_version: str, seconds: int) -> Iterato
         stream.release_conn()
 
 
-def wait(target: str, condition: str, ns: str | None = None, *, timeout: float = 60) -> Object | None:
+def wait(
+    target: str, condition: str, ns: str | None = None, *, timeout: float = 60
+) -> Object | None:
     """Wait until ``target`` meets ``condition``, driven by a watch. Returns the object.
 
     Conditions: ``Ready`` (pod, deployment), ``Complete`` (a rollout), ``Bound`` (PVC),
@@ -713,13 +861,19 @@ def scale(deployment: str, replicas: int, ns: str | None = None) -> Object:
     """Set the number of replicas.  CLI: ``kubectl scale deploy/web --replicas=3 -n NS``"""
     name = deployment.split("/", 1)[-1]
     path = _object_path(f"deployment/{name}", ns) + "/scale"
-    request("PATCH", path, body={"spec": {"replicas": replicas}},
-            content_type="application/merge-patch+json", what=f"scaling deployment/{name}")
+    request(
+        "PATCH",
+        path,
+        body={"spec": {"replicas": replicas}},
+        content_type="application/merge-patch+json",
+        what=f"scaling deployment/{name}",
+    )
     return get(f"deployment/{name}", ns)
 
 
-def set_image(deployment: str, container: str, image: str, ns: str | None = None,
-              *, reason: str | None = None) -> Object:
+def set_image(
+    deployment: str, container: str, image: str, ns: str | None = None, *, reason: str | None = None
+) -> Object:
     """Change a container's image, which starts a rolling update.
 
     CLI: ``kubectl set image deploy/web web=course/web:v2 -n NS``
@@ -728,24 +882,40 @@ def set_image(deployment: str, container: str, image: str, ns: str | None = None
     current = get(f"deployment/{name}", ns)
     containers = current.spec["template"]["spec"]["containers"]
     if container not in [c["name"] for c in containers]:
-        raise CourseError(f"deployment/{name} has no container {container!r}.",
-                          hint=f"Its containers: {', '.join(c['name'] for c in containers)}.")
-    patch: dict[str, Any] = {"spec": {"template": {"spec": {"containers": [
-        {"name": container, "image": image}]}}}}
+        raise CourseError(
+            f"deployment/{name} has no container {container!r}.",
+            hint=f"Its containers: {', '.join(c['name'] for c in containers)}.",
+        )
+    patch: dict[str, Any] = {
+        "spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}
+    }
     if reason:
         patch["metadata"] = {"annotations": {"kubernetes.io/change-cause": reason}}
-    request("PATCH", _object_path(f"deployment/{name}", ns), body=patch,
-            content_type="application/strategic-merge-patch+json",
-            what=f"setting the image of deployment/{name}")
+    request(
+        "PATCH",
+        _object_path(f"deployment/{name}", ns),
+        body=patch,
+        content_type="application/strategic-merge-patch+json",
+        what=f"setting the image of deployment/{name}",
+    )
     return get(f"deployment/{name}", ns)
 
 
 def _replicasets_of(name: str, ns: str | None) -> list[Object]:
-    owned = [rs for rs in list_objects("rs", ns)
-             if any(o.get("kind") == "Deployment" and o.get("name") == name
-                    for o in rs.metadata.get("ownerReferences") or [])]
-    return sorted(owned, key=lambda rs: int(rs.metadata.get("annotations", {})
-                                            .get("deployment.kubernetes.io/revision", 0)))
+    owned = [
+        rs
+        for rs in list_objects("rs", ns)
+        if any(
+            o.get("kind") == "Deployment" and o.get("name") == name
+            for o in rs.metadata.get("ownerReferences") or []
+        )
+    ]
+    return sorted(
+        owned,
+        key=lambda rs: int(
+            rs.metadata.get("annotations", {}).get("deployment.kubernetes.io/revision", 0)
+        ),
+    )
 
 
 def rollout_history(deployment: str, ns: str | None = None) -> Table:
@@ -755,8 +925,14 @@ def rollout_history(deployment: str, ns: str | None = None) -> Table:
     for rs in _replicasets_of(name, ns):
         annotations = rs.metadata.get("annotations", {})
         images = ", ".join(c["image"] for c in rs.spec["template"]["spec"]["containers"])
-        rows.append([int(annotations.get("deployment.kubernetes.io/revision", 0)), images,
-                     rs.status.get("replicas", 0), annotations.get("kubernetes.io/change-cause", "")])
+        rows.append(
+            [
+                int(annotations.get("deployment.kubernetes.io/revision", 0)),
+                images,
+                rs.status.get("replicas", 0),
+                annotations.get("kubernetes.io/change-cause", ""),
+            ]
+        )
     return Table(["revision", "images", "pods", "change-cause"], rows)
 
 
@@ -768,27 +944,37 @@ def rollback(deployment: str, ns: str | None = None, *, revision: int | None = N
     name = deployment.split("/", 1)[-1]
     history = _replicasets_of(name, ns)
     if len(history) < 2 and revision is None:
-        raise CourseError(f"deployment/{name} has no earlier revision to go back to.",
-                          hint="See k8s.rollout_history(...).")
-    by_revision = {int(rs.metadata["annotations"]["deployment.kubernetes.io/revision"]): rs
-                   for rs in history}
+        raise CourseError(
+            f"deployment/{name} has no earlier revision to go back to.",
+            hint="See k8s.rollout_history(...).",
+        )
+    by_revision = {
+        int(rs.metadata["annotations"]["deployment.kubernetes.io/revision"]): rs for rs in history
+    }
     wanted = revision if revision is not None else sorted(by_revision)[-2]
     if wanted not in by_revision:
-        raise CourseError(f"deployment/{name} has no revision {wanted}.",
-                          hint=f"Revisions: {sorted(by_revision)}.")
+        raise CourseError(
+            f"deployment/{name} has no revision {wanted}.",
+            hint=f"Revisions: {sorted(by_revision)}.",
+        )
     template = json.loads(json.dumps(by_revision[wanted].spec["template"]))
     template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
-    request("PATCH", _object_path(f"deployment/{name}", ns),
-            body={"spec": {"template": template}},
-            content_type="application/merge-patch+json", what=f"rolling back deployment/{name}")
+    request(
+        "PATCH",
+        _object_path(f"deployment/{name}", ns),
+        body={"spec": {"template": template}},
+        content_type="application/merge-patch+json",
+        what=f"rolling back deployment/{name}",
+    )
     return get(f"deployment/{name}", ns)
 
 
 # --- reaching workloads ---------------------------------------------------------------------
 
 
-def fetch(target: str, ns: str | None = None, *, port: int = 80, path: str = "/",
-          timeout: float = 10) -> str:
+def fetch(
+    target: str, ns: str | None = None, *, port: int = 80, path: str = "/", timeout: float = 10
+) -> str:
     """GET a page from a pod or service through the API server's proxy.
 
     CLI: ``kubectl get --raw /api/v1/namespaces/NS/pods/web:80/proxy/``
@@ -796,10 +982,14 @@ def fetch(target: str, ns: str | None = None, *, port: int = 80, path: str = "/"
     _, kind, name = _parse_target(target)
     plural = {"Pod": "pods", "Service": "services"}.get(kind)
     if plural is None:
-        raise CourseError(f"fetch reaches pods and services, not {kind}.",
-                          hint="Use 'pod/NAME' or 'service/NAME'.")
-    url = (f"/api/v1/namespaces/{ns or chapter().namespace}/{plural}/{name}:{port}/proxy/"
-           f"{quote(path.lstrip('/'))}")
+        raise CourseError(
+            f"fetch reaches pods and services, not {kind}.",
+            hint="Use 'pod/NAME' or 'service/NAME'.",
+        )
+    url = (
+        f"/api/v1/namespaces/{ns or chapter().namespace}/{plural}/{name}:{port}/proxy/"
+        f"{quote(path.lstrip('/'))}"
+    )
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -840,13 +1030,15 @@ def port_forward(pod: str, port: int, ns: str | None = None) -> Iterator[int]:
             sink(data)
 
     def serve(conn: socket.socket) -> None:
-        forward = k8s_portforward(core.connect_get_namespaced_pod_portforward, name,
-                                  namespace_name, ports=str(port))
+        forward = k8s_portforward(
+            core.connect_get_namespaced_pod_portforward, name, namespace_name, ports=str(port)
+        )
         remote = forward.socket(port)
         remote.settimeout(0.5)
         conn.settimeout(0.5)
-        threading.Thread(target=pump, args=(lambda: remote.recv(65536), conn.sendall),
-                         daemon=True).start()
+        threading.Thread(
+            target=pump, args=(lambda: remote.recv(65536), conn.sendall), daemon=True
+        ).start()
         pump(lambda: conn.recv(65536), remote.sendall)
         conn.close()
         forward.close()
@@ -878,12 +1070,21 @@ def nodes() -> Table:
     for node in list_objects("nodes"):
         ready = "Ready" if _condition_true(node.raw, "Ready") else "NotReady"
         info = node.status.get("nodeInfo", {})
-        address = next((a["address"] for a in node.status.get("addresses", [])
-                        if a["type"] == "InternalIP"), "")
-        rows.append([node.name, ready, info.get("kubeletVersion", ""), address,
-                     info.get("containerRuntimeVersion", ""),
-                     node.status.get("allocatable", {}).get("cpu", ""),
-                     node.status.get("allocatable", {}).get("memory", "")])
+        address = next(
+            (a["address"] for a in node.status.get("addresses", []) if a["type"] == "InternalIP"),
+            "",
+        )
+        rows.append(
+            [
+                node.name,
+                ready,
+                info.get("kubeletVersion", ""),
+                address,
+                info.get("containerRuntimeVersion", ""),
+                node.status.get("allocatable", {}).get("cpu", ""),
+                node.status.get("allocatable", {}).get("memory", ""),
+            ]
+        )
     return Table(["name", "status", "kubelet", "internal-ip", "runtime", "cpu", "memory"], rows)
 
 
@@ -893,8 +1094,11 @@ def summary(node: str | None = None) -> dict[str, Any]:
     CLI: ``kubectl get --raw /api/v1/nodes/NODE/proxy/stats/summary``
     """
     name = node or list_objects("nodes")[0].name
-    result = request("GET", f"/api/v1/nodes/{name}/proxy/stats/summary",
-                     what=f"reading the kubelet summary of node {name}")
+    result = request(
+        "GET",
+        f"/api/v1/nodes/{name}/proxy/stats/summary",
+        what=f"reading the kubelet summary of node {name}",
+    )
     return dict(result)
 
 
@@ -908,7 +1112,11 @@ def usage(ns: str | None = None, *, containers: bool = False) -> list[Usage]:
                 continue
             parts = pod.get("containers", []) if containers else [pod]
             for part in parts:
-                label = f"{pod['podRef']['name']}/{part['name']}" if containers else pod["podRef"]["name"]
+                label = (
+                    f"{pod['podRef']['name']}/{part['name']}"
+                    if containers
+                    else pod["podRef"]["name"]
+                )
                 cpu = (part.get("cpu") or {}).get("usageNanoCores", 0) / 1e7
                 memory = (part.get("memory") or {}).get("workingSetBytes", 0) / 2**20
                 found.append(Usage(label, round(cpu, 1), round(memory, 1)))

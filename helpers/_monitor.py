@@ -17,10 +17,10 @@ import ipywidgets as widgets
 import matplotlib
 
 matplotlib.use("Agg", force=False)
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
-from ._docker import Usage  # noqa: E402
-from ._identity import grading_mode  # noqa: E402
+from ._docker import Usage
+from ._identity import grading_mode
 
 Sampler = Callable[[], Sequence[Usage]]
 
@@ -33,8 +33,9 @@ class Monitor:
     >>> m.stop()
     """
 
-    def __init__(self, sample: Sampler, *, title: str, interval: float = 1.0,
-                 window: float = 60.0) -> None:
+    def __init__(
+        self, sample: Sampler, *, title: str, interval: float = 1.0, window: float = 60.0
+    ) -> None:
         self._sample = sample
         self.title = title
         self.interval = interval
@@ -103,8 +104,12 @@ class Monitor:
     def series(self, name: str, metric: str = "cpu_percent") -> list[tuple[float, float]]:
         """(seconds, value) points of one container or pod; metric is cpu_percent or memory_mib."""
         with self._lock:
-            return [(t, float(getattr(u, metric))) for t, usages in self.history
-                    for u in usages if u.name == name]
+            return [
+                (t, float(getattr(u, metric)))
+                for t, usages in self.history
+                for u in usages
+                if u.name == name
+            ]
 
     def names(self) -> list[str]:
         with self._lock:
@@ -130,7 +135,7 @@ class Monitor:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.widget)
+        display(self.widget)  # type: ignore[no-untyped-call]
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -39,7 +39,9 @@ class Table:
     def __str__(self) -> str:
         cells = [self.columns, *[[str(v) for v in row] for row in self.rows]]
         widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
-        lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+        lines = [
+            "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells
+        ]
         if not self.rows:
             lines.append("(none)")
         return "\n".join(lines)
@@ -49,7 +51,8 @@ class Table:
     def _repr_html_(self) -> str:
         head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(v))}</td>" for v in r)
+            "<tr>"
+            + "".join(f"<td style='text-align:left'>{html.escape(str(v))}</td>" for v in r)
             + "</tr>"
             for r in self.rows
         )

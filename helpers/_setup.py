@@ -9,8 +9,9 @@ from ._errors import CourseError
 from ._identity import Chapter, chapter
 
 
-def _show_course_error(shell: Any, etype: type, value: BaseException, tb: Any,
-                       tb_offset: int | None = None) -> list[str]:
+def _show_course_error(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
+) -> list[str]:
     # A learner needs the sentence and the fix, not forty frames of client-library internals.
     # The cell still counts as failed (nbgrader marks it down); COURSE_DEBUG=1 shows the frames.
     if os.environ.get("COURSE_DEBUG"):

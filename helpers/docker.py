@@ -9,9 +9,7 @@ Pass short names ("web"); on the engine they carry your prefix ("alice-01-web").
 
 from ._docker import (
     Container,
-    ExecResult,
     Image,
-    StatsSampler,
     Usage,
     build,
     cleanup,
@@ -27,16 +25,19 @@ from ._docker import (
     stats,
     stop,
 )
-from ._monitor import Monitor, live
+from ._docker import StatsSampler as _StatsSampler
+from ._monitor import Monitor as _Monitor
+from ._monitor import live as _live
+from ._output import ExecResult
 
 
-def monitor(*names: str, interval: float = 1.0) -> Monitor:
+def monitor(*names: str, interval: float = 1.0) -> _Monitor:
     """A live CPU and memory plot of your containers; it starts at once, ``.stop()`` ends it.
 
     CLI: ``docker stats alice-01-web``
     """
-    sampler = StatsSampler(names)
-    return live(sampler.sample, title="docker stats: " + ", ".join(names), interval=interval)
+    sampler = _StatsSampler(names)
+    return _live(sampler.sample, title="docker stats: " + ", ".join(names), interval=interval)
 
 
 __all__ = [

@@ -35,15 +35,16 @@ from ._k8s import (
     usage,
     wait,
 )
-from ._monitor import Monitor, live
+from ._monitor import Monitor as _Monitor
+from ._monitor import live as _live
 
 
-def monitor(ns: str | None = None, *, containers: bool = False, interval: float = 2.0) -> Monitor:
+def monitor(ns: str | None = None, *, containers: bool = False, interval: float = 2.0) -> _Monitor:
     """A live CPU and memory plot of the pods in a namespace, from the kubelet's Summary API.
 
     CLI (with metrics-server): ``kubectl top pods -n NS``
     """
-    return live(lambda: usage(ns, containers=containers), title=f"pods in {ns}", interval=interval)
+    return _live(lambda: usage(ns, containers=containers), title=f"pods in {ns}", interval=interval)
 
 
 __all__ = [

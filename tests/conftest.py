@@ -58,5 +58,6 @@ def course_copy(tmp_path: Path) -> Path:
 
 
 def run(command: list[str], **options: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, check=False,
-                          env={**os.environ}, **options)  # type: ignore[call-overload]
+    return subprocess.run(
+        command, capture_output=True, text=True, check=False, env={**os.environ}, **options
+    )  # type: ignore[call-overload]

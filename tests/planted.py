@@ -19,28 +19,41 @@ PLANTED: dict[str, list[Planted]] = {
     "01-containers": [
         Planted(
             "port published on every interface",
-            {"answer_run_shop": RUN_SHOP.format(
-                ports='{80: ("0.0.0.0", WEB_PORT)}', env='{"MESSAGE": "Welcome to the shop"}',
-                labels='{"tier": "frontend"}')},
+            {
+                "answer_run_shop": RUN_SHOP.format(
+                    ports='{80: ("0.0.0.0", WEB_PORT)}',
+                    env='{"MESSAGE": "Welcome to the shop"}',
+                    labels='{"tier": "frontend"}',
+                )
+            },
             {"test_shop_port": 2},
         ),
         Planted(
             "right label, wrong message",
-            {"answer_run_shop": RUN_SHOP.format(
-                ports="{80: WEB_PORT}", env='{"MESSAGE": "Welcome"}', labels='{"tier": "frontend"}')},
+            {
+                "answer_run_shop": RUN_SHOP.format(
+                    ports="{80: WEB_PORT}",
+                    env='{"MESSAGE": "Welcome"}',
+                    labels='{"tier": "frontend"}',
+                )
+            },
             {"test_shop_config": 2, "test_shop_port": 2},
         ),
         Planted(
             "image without the ENV line",
-            {"answer_build_greeter": 'DOCKERFILE = """\nFROM course/web:v1\n'
-             'LABEL course.chapter="01-containers"\n"""\n'
-             'greeter_tag = docker.build(".", "greeter:v1", dockerfile=DOCKERFILE)'},
+            {
+                "answer_build_greeter": 'DOCKERFILE = """\nFROM course/web:v1\n'
+                'LABEL course.chapter="01-containers"\n"""\n'
+                'greeter_tag = docker.build(".", "greeter:v1", dockerfile=DOCKERFILE)'
+            },
             {"test_greeter_contents": 2},
         ),
         Planted(
             "pasted answers instead of observed ones",
-            {"answer_hostname": 'shop_hostname = "localhost"',
-             "answer_request_count": "request_count = 3"},
+            {
+                "answer_hostname": 'shop_hostname = "localhost"',
+                "answer_request_count": "request_count = 3",
+            },
             {"test_hostname": 2, "test_request_count": 2},
         ),
         Planted(

@@ -25,8 +25,14 @@ def _notebooks(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.ipynb"))
 
 
-def submit(root: Path, student: str, assignment: str, *, blank: bool = False,
-           answers: dict[str, str] | None = None) -> Path:
+def submit(
+    root: Path,
+    student: str,
+    assignment: str,
+    *,
+    blank: bool = False,
+    answers: dict[str, str] | None = None,
+) -> Path:
     """Put a submission in root/submitted/<student>/<assignment>/: the solution, the blank
     release, or the solution with some answer cells replaced."""
     source = root / ("exercises" if blank else "solutions") / assignment
@@ -46,7 +52,9 @@ def submit(root: Path, student: str, assignment: str, *, blank: bool = False,
 def _cleanup_students(prefix: str) -> None:
     from helpers import _docker, _k8s
 
-    for container in _docker.client().containers.list(all=True, filters={"label": "course.learner"}):
+    for container in _docker.client().containers.list(
+        all=True, filters={"label": "course.learner"}
+    ):
         if str(container.labels.get("course.learner", "")).startswith(prefix):
             container.remove(force=True)
     for ns in _k8s.list_objects("namespaces"):
@@ -55,8 +63,7 @@ def _cleanup_students(prefix: str) -> None:
 
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
-def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Any:
+def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Release the assignment in a private course folder and autograde every kind of submission."""
     assignment: str = request.param
     root = tmp_path_factory.mktemp(assignment)
@@ -86,7 +93,8 @@ def test_exercises_are_in_sync_with_solutions(graded: Any) -> None:
     for name in names:
         assert filecmp.cmp(generated / name, committed / name, shallow=False), (
             f"exercises/{graded['assignment']}/{name} differs from what solutions/ generates: "
-            "run `make exercises` and commit the result")
+            "run `make exercises` and commit the result"
+        )
 
 
 def test_release_has_no_solutions_or_hidden_tests(graded: Any) -> None:
@@ -130,8 +138,11 @@ def test_each_planted_wrong_answer_loses_exactly_its_points(graded: Any) -> None
     for planted in PLANTED[graded["assignment"]]:
         result = graded[planted.name]
         assert 0 < result["score"] < result["max_score"], (planted.name, result)
-        lost = {test: full[test] - score for test, score in result["tests"].items()
-                if score != full[test]}
+        lost = {
+            test: full[test] - score
+            for test, score in result["tests"].items()
+            if score != full[test]
+        }
         assert lost == planted.loses, f"{planted.name!r}: lost {lost}, expected {planted.loses}"
 
 
@@ -145,8 +156,11 @@ def test_feedback_and_csv_export(graded: Any) -> None:
     for test in planted.loses:
         assert test in page, f"feedback should show the failed test {test}"
     result = graded[planted.name]
-    assert f"{result['score']:g} / {result['max_score']:g}".replace(".0 ", " ") in page or \
-        f"Score: {result['score']}" in page or str(result["score"]) in page
+    assert (
+        f"{result['score']:g} / {result['max_score']:g}".replace(".0 ", " ") in page
+        or f"Score: {result['score']}" in page
+        or str(result["score"]) in page
+    )
     rows = _instructor.read_csv(_instructor.export_csv(root))
     by_student = {row["student_id"]: row for row in rows if row["assignment"] == assignment}
     expected = {prefix + "solution": graded["solution"], prefix + "blank": graded["blank"]}
@@ -161,11 +175,17 @@ def test_two_students_do_not_disturb_each_other(graded: Any) -> None:
     root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
 
     def belongings(student: str) -> dict[str, str]:
-        found = {f"container/{c.name}": str(c.id) for c in _docker.client().containers.list(
-            all=True, filters={"label": f"course.learner={student}"})}
+        found = {
+            f"container/{c.name}": str(c.id)
+            for c in _docker.client().containers.list(
+                all=True, filters={"label": f"course.learner={student}"}
+            )
+        }
         for ns in _k8s.list_objects("namespaces"):
             if ns.metadata.get("labels", {}).get("course.learner") == student:
-                found.update({f"pod/{p.name}": p.metadata["uid"] for p in _k8s.list_objects("pods", ns.name)})
+                found.update(
+                    {f"pod/{p.name}": p.metadata["uid"] for p in _k8s.list_objects("pods", ns.name)}
+                )
         return found
 
     first, second = prefix + "solution", prefix + "student-b"
@@ -181,8 +201,12 @@ def test_two_students_do_not_disturb_each_other(graded: Any) -> None:
 def test_a_student_cell_that_raises_is_marked_down(graded: Any) -> None:
     root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
     first_answer = next(iter(PLANTED[assignment][0].answers))
-    submit(root, prefix + "raises", assignment,
-           answers={first_answer: 'raise RuntimeError("a student bug")'})
+    submit(
+        root,
+        prefix + "raises",
+        assignment,
+        answers={first_answer: 'raise RuntimeError("a student bug")'},
+    )
     result = _instructor.autograde(root, assignment, prefix + "raises")
     assert 0 <= result["score"] < result["max_score"]
     autograded = root / "autograded" / (prefix + "raises") / assignment
@@ -192,16 +216,22 @@ def test_a_student_cell_that_raises_is_marked_down(graded: Any) -> None:
 
 def test_a_hung_cell_is_bounded_by_the_timeout(graded: Any) -> None:
     root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
-    answer_cells = [cell.metadata["nbgrader"]["grade_id"]
-                    for cell in nbformat.read(_notebooks(REPO / "solutions" / assignment)[0], 4).cells
-                    if cell.metadata.get("nbgrader", {}).get("solution")]
+    answer_cells = [
+        cell.metadata["nbgrader"]["grade_id"]
+        for cell in nbformat.read(_notebooks(REPO / "solutions" / assignment)[0], 4).cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    ]
     hung = answer_cells[-1]
     submit(root, prefix + "hangs", assignment, answers={hung: "import time\ntime.sleep(3600)"})
     started = time.monotonic()
     result = _instructor.autograde(root, assignment, prefix + "hangs", timeout=15)
     assert time.monotonic() - started < 300
     assert 0 < result["score"] < result["max_score"], result
-    graded_nb = json.loads(next((root / "autograded" / (prefix + "hangs") / assignment)
-                                .glob("*.ipynb")).read_text())
-    assert any("Timeout" in json.dumps(c.get("outputs", [])) or "timed out" in
-               json.dumps(c.get("outputs", [])).lower() for c in graded_nb["cells"])
+    graded_nb = json.loads(
+        next((root / "autograded" / (prefix + "hangs") / assignment).glob("*.ipynb")).read_text()
+    )
+    assert any(
+        "Timeout" in json.dumps(c.get("outputs", []))
+        or "timed out" in json.dumps(c.get("outputs", [])).lower()
+        for c in graded_nb["cells"]
+    )
