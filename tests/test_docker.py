@@ -115,7 +115,7 @@ def test_checks_explain_what_was_expected_and_found(chapter01: None) -> None:
         check.port_published("web", 80)
     with pytest.raises(CheckFailed, match="expected image course/web:v2"):
         check.container_running("web", image="course/web:v2")
-    with pytest.raises(CheckFailed, match="no such|You have no container"):
+    with pytest.raises(CheckFailed, match=r"no such|You have no container"):
         check.container_running("ghost")
 
 
