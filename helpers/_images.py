@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +17,7 @@ IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
 BASE_IMAGE = "busybox:1.35"
 WEB_VERSIONS = ("v1", "v2")
 COURSE_IMAGES = tuple(f"course/web:{v}" for v in WEB_VERSIONS)
+SOURCE_LABEL = "course.source-hash"
 _STATIC_BUSYBOX = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
 
 
@@ -67,12 +69,30 @@ def ensure_base() -> str:
     return BASE_IMAGE
 
 
+def source_hash(folder: Path) -> str:
+    """A hash of every file in an image's folder: the image is rebuilt when it changes."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _up_to_date(tag: str, wanted: str) -> bool:
+    try:
+        labels = client().images.get(tag).labels or {}
+    except docker.errors.ImageNotFound:
+        return False
+    return labels.get(SOURCE_LABEL) == wanted
+
+
 def build_course_images(*, force: bool = False) -> list[str]:
-    """Build every course image that is missing (all of them with ``force``). Returns the tags."""
+    """Build every course image that is missing or out of date (all with ``force``)."""
     ensure_base()
+    wanted = source_hash(IMAGES_DIR / "web")
     for version in WEB_VERSIONS:
         tag = f"course/web:{version}"
-        if force or not _has_image(tag):
+        if force or not _up_to_date(tag, wanted):
             with step(f"Building {tag}"):
-                build_image(IMAGES_DIR / "web", tag, buildargs={"VERSION": version})
+                build_image(IMAGES_DIR / "web", tag, buildargs={"VERSION": version},
+                            labels={SOURCE_LABEL: wanted})
     return list(COURSE_IMAGES)

@@ -710,6 +710,8 @@ def _rollout_complete(raw: Mapping[str, Any]) -> bool:
         and status.get("updatedReplicas", 0) == wanted
         and status.get("replicas", 0) == wanted
         and status.get("availableReplicas", 0) == wanted
+        # Old pods still shutting down (reported since Kubernetes 1.33) count as not done yet.
+        and status.get("terminatingReplicas", 0) == 0
     )
 
 
