@@ -105,6 +105,7 @@ build_pause() {
 }
 
 export GOTOOLCHAIN=local GOMODCACHE GOCACHE GOFLAGS=
+build_started=$SECONDS
 source_mode=${LOCAL_CLUSTER_SOURCE:-auto}
 downloaded=no
 if [ "$source_mode" != build ] && try_download; then downloaded=yes; fi
@@ -115,4 +116,5 @@ if [ "$downloaded" = no ]; then
 fi
 build_etcd
 build_pause
-ok "binaries ready in $BIN_DIR"
+echo "$((SECONDS - build_started))" > "$BIN_DIR/../build-seconds"
+ok "binaries ready in $BIN_DIR (took $((SECONDS - build_started)) s)"
