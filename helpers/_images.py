@@ -93,6 +93,10 @@ def build_course_images(*, force: bool = False) -> list[str]:
         tag = f"course/web:{version}"
         if force or not _up_to_date(tag, wanted):
             with step(f"Building {tag}"):
-                build_image(IMAGES_DIR / "web", tag, buildargs={"VERSION": version},
-                            labels={SOURCE_LABEL: wanted})
+                build_image(
+                    IMAGES_DIR / "web",
+                    tag,
+                    buildargs={"VERSION": version},
+                    labels={SOURCE_LABEL: wanted},
+                )
     return list(COURSE_IMAGES)

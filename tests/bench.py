@@ -1,8 +1,8 @@
 """Benchmarks of the local cluster and the helpers (`make bench`). Prints numbers; asserts nothing.
 
-    warm start to node Ready, idle memory of the cluster's processes, a 3-replica Deployment to
-    all replicas ready, a new image to rollout complete, and how long after a condition comes
-    true a wait helper returns.
+warm start to node Ready, idle memory of the cluster's processes, a 3-replica Deployment to
+all replicas ready, a new image to rollout complete, and how long after a condition comes
+true a wait helper returns.
 """
 
 from __future__ import annotations
@@ -16,8 +16,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
-              "kube-proxy", "containerd")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "containerd",
+)
 
 
 def line(name: str, value: str) -> None:
@@ -32,8 +39,11 @@ def rss_mib(names: tuple[str, ...]) -> dict[str, float]:
         try:
             comm = (proc / "comm").read_text().strip()
             if comm in names:
-                rss = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
-                           if line.startswith("VmRSS:"))
+                rss = next(
+                    int(line.split()[1])
+                    for line in (proc / "status").read_text().splitlines()
+                    if line.startswith("VmRSS:")
+                )
                 found[comm] = found.get(comm, 0.0) + rss / 1024
         except (OSError, StopIteration):
             continue
@@ -41,12 +51,31 @@ def rss_mib(names: tuple[str, ...]) -> dict[str, float]:
 
 
 def deployment(name: str, replicas: int, image: str) -> dict[str, object]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}}, "spec": {
-                         "terminationGracePeriodSeconds": 1,
-                         "containers": [{"name": "web", "image": image, "readinessProbe": {
-                             "httpGet": {"path": "/healthz", "port": 80}, "periodSeconds": 1}}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": image,
+                            "readinessProbe": {
+                                "httpGet": {"path": "/healthz", "port": 80},
+                                "periodSeconds": 1,
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
 
 
 def wait_gap(ns: str, rounds: int = 5) -> list[float]:
@@ -58,7 +87,7 @@ def wait_gap(ns: str, rounds: int = 5) -> list[float]:
         name = f"gap-{i}"
         seen: dict[str, float] = {}
 
-        def watcher(pod_name: str = name) -> None:
+        def watcher(pod_name: str = name, seen: dict[str, float] = seen) -> None:
             path = f"/api/v1/namespaces/{ns}/pods"
             deadline = time.monotonic() + 60
             while "ready" not in seen and time.monotonic() < deadline:
@@ -69,9 +98,18 @@ def wait_gap(ns: str, rounds: int = 5) -> list[float]:
 
         thread = threading.Thread(target=watcher, daemon=True)
         thread.start()
-        k8s.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-                   "spec": {"terminationGracePeriodSeconds": 1,
-                            "containers": [{"name": "web", "image": "course/web:v1"}]}}, ns)
+        k8s.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "web", "image": "course/web:v1"}],
+                },
+            },
+            ns,
+        )
         k8s.wait(f"pod/{name}", "Ready", ns, timeout=60)
         returned = time.monotonic()
         thread.join(timeout=10)
@@ -85,13 +123,19 @@ def main() -> None:
     os.environ.setdefault("COURSE_LEARNER", "bench")
     print("Local cluster")
     build = next(Path.home().glob(".cache/cloud-native-course/k8s-*/build-seconds"), None)
-    line("cold build of the binaries (last one, s)", build.read_text().strip() if build else "not recorded")
+    line(
+        "cold build of the binaries (last one, s)",
+        build.read_text().strip() if build else "not recorded",
+    )
     subprocess.run(["bash", str(REPO / "cluster/local/down.sh")], check=True, capture_output=True)
     started = time.monotonic()
     subprocess.run(["bash", str(REPO / "cluster/local/up.sh")], check=True, capture_output=True)
     line("warm start to node Ready (s)", f"{time.monotonic() - started:.1f}")
-    subprocess.run([str(REPO / ".venv/bin/python"), "-m", "helpers", "images", "--load"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-m", "helpers", "images", "--load"],
+        check=True,
+        capture_output=True,
+    )
     time.sleep(20)
     memory = rss_mib(COMPONENTS)
     line("idle resident memory, all cluster processes (MiB)", f"{sum(memory.values()):.0f}")
@@ -109,8 +153,10 @@ def main() -> None:
         k8s.wait("deploy/bench", "Complete", ns, timeout=120)
         line("new image -> rollout complete (s)", f"{time.monotonic() - started:.1f}")
         gaps = wait_gap(ns)
-        line("wait() return after condition true (s)",
-             f"mean {statistics.mean(gaps):.3f}, max {max(gaps):.3f} over {len(gaps)} pods")
+        line(
+            "wait() return after condition true (s)",
+            f"mean {statistics.mean(gaps):.3f}, max {max(gaps):.3f} over {len(gaps)} pods",
+        )
     finally:
         k8s.delete_namespace(ns, wait_until_gone=False)
 

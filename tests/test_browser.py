@@ -23,22 +23,48 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 @pytest.fixture
 def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell(
-            'import helpers\nfrom helpers import docker\nme = helpers.setup("01-containers")\n'
-            'docker.cleanup()\n'
-            'docker.run("course/web:v1", "busy", command=["sh", "-c", "while :; do :; done"])'),
-        nbformat.v4.new_code_cell('monitor = docker.monitor("busy", interval=0.5)\nmonitor'),
-    ])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                'import helpers\nfrom helpers import docker\nme = helpers.setup("01-containers")\n'
+                "docker.cleanup()\n"
+                'docker.run("course/web:v1", "busy", command=["sh", "-c", "while :; do :; done"])'
+            ),
+            nbformat.v4.new_code_cell('monitor = docker.monitor("busy", interval=0.5)\nmonitor'),
+        ]
+    )
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(notebook, tmp_path / "monitor.ipynb")
     port = helpers.free_port()
-    env = {**os.environ, "COURSE_LEARNER": "pytest-browser", "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
+    env = {
+        **os.environ,
+        "COURSE_LEARNER": "pytest-browser",
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--IdentityProvider.token=", "--ServerApp.password=", "--allow-root",
-         f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=True"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("w"))
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            "--allow-root",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--LabApp.news_url=",
+            "--ServerApp.disable_check_xsrf=True",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("w"),
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -55,9 +81,16 @@ def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         server.terminate()
         server.wait(timeout=20)
-        subprocess.run([sys.executable, "-c", "import helpers; from helpers import docker, _identity;"
-                        "_identity.chapter('01-containers'); docker.cleanup()"],
-                       env={**env}, check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import helpers; from helpers import docker, _identity;"
+                "_identity.chapter('01-containers'); docker.cleanup()",
+            ],
+            env={**env},
+            check=False,
+        )
 
 
 def test_the_monitor_renders_and_stops_in_jupyterlab(jupyterlab: tuple[str, Path]) -> None:
@@ -65,13 +98,24 @@ def test_the_monitor_renders_and_stops_in_jupyterlab(jupyterlab: tuple[str, Path
 
     url, folder = jupyterlab
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{url}/lab/tree/monitor.ipynb", wait_until="domcontentloaded")
         page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+        page.wait_for_selector(
+            ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
+        )
         page.get_by_role("menuitem", name="Run").click()
         page.get_by_text("Run All Cells", exact=True).click()
         plot = page.locator(".jp-OutputArea-output img").first

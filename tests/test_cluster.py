@@ -27,24 +27,47 @@ def ns(cluster: None) -> Iterator[str]:
     k8s.delete_namespace(name, wait_until_gone=False)
 
 
-def pod(name: str, image: str = "course/web:v1", command: list[str] | None = None,
-        **spec: Any) -> dict[str, Any]:
+def pod(
+    name: str, image: str = "course/web:v1", command: list[str] | None = None, **spec: Any
+) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "web", "image": image}
     if command:
         container["command"] = command
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
-            "spec": {"containers": [container], "terminationGracePeriodSeconds": 1, **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"containers": [container], "terminationGracePeriodSeconds": 1, **spec},
+    }
 
 
 def deployment(name: str, replicas: int = 1, image: str = "course/web:v1") -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"terminationGracePeriodSeconds": 1,
-                                           "containers": [{"name": "web", "image": image,
-                                                           "readinessProbe": {"httpGet": {"path": "/healthz", "port": 80},
-                                                                              "periodSeconds": 1}}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": image,
+                            "readinessProbe": {
+                                "httpGet": {"path": "/healthz", "port": 80},
+                                "periodSeconds": 1,
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
 
 
 def test_namespace_is_per_learner_and_labelled(ns: str) -> None:
@@ -74,9 +97,13 @@ def test_a_pod_from_the_course_image_runs_and_answers(ns: str) -> None:
 
 
 def test_the_two_container_pod_shares_one_network(ns: str) -> None:
-    manifest = pod("two", containers=[
-        {"name": "web", "image": "course/web:v1"},
-        {"name": "sidecar", "image": "course/web:v1", "command": ["sh", "-c", "sleep 3600"]}])
+    manifest = pod(
+        "two",
+        containers=[
+            {"name": "web", "image": "course/web:v1"},
+            {"name": "sidecar", "image": "course/web:v1", "command": ["sh", "-c", "sleep 3600"]},
+        ],
+    )
     k8s.apply(manifest, ns)
     k8s.wait("pod/two", "Ready", ns, timeout=60)
     answer = k8s.exec("two", "wget -q -O - http://localhost:80/version", ns, container="sidecar")
@@ -121,20 +148,36 @@ def test_a_rolling_update_completes_and_rolls_back(ns: str) -> None:
 def test_a_manual_pv_keeps_data_across_pods_and_the_default_class_provisions(ns: str) -> None:
     folder = Path("/var/lib/cloud-native-course/volumes") / ns
     pv_name = f"{ns}-manual"
-    volume = {"apiVersion": "v1", "kind": "PersistentVolume",
-              "metadata": {"name": pv_name, "labels": {"course.learner": "pytest"}},
-              "spec": {"storageClassName": "manual", "capacity": {"storage": "1Gi"},
-                       "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Delete",
-                       "hostPath": {"path": str(folder), "type": "DirectoryOrCreate"},
-                       "claimRef": {"namespace": ns, "name": "manual-claim"}}}
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "manual-claim"},
-             "spec": {"storageClassName": "manual", "accessModes": ["ReadWriteOnce"],
-                      "resources": {"requests": {"storage": "1Gi"}}}}
+    volume = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": pv_name, "labels": {"course.learner": "pytest"}},
+        "spec": {
+            "storageClassName": "manual",
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "hostPath": {"path": str(folder), "type": "DirectoryOrCreate"},
+            "claimRef": {"namespace": ns, "name": "manual-claim"},
+        },
+    }
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "manual-claim"},
+        "spec": {
+            "storageClassName": "manual",
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
     try:
         k8s.apply([volume], None)
         k8s.apply(claim, ns)
         k8s.wait("pvc/manual-claim", "Bound", ns, timeout=30)
-        mounted = {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "manual-claim"}}]}
+        mounted = {
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "manual-claim"}}]
+        }
         writer = pod("writer", **mounted)
         writer["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
         k8s.apply(writer, ns)
@@ -148,8 +191,15 @@ def test_a_manual_pv_keeps_data_across_pods_and_the_default_class_provisions(ns:
         assert k8s.exec("reader", "cat /data/note.txt", ns).stdout.strip() == "kept"
         assert (folder / "note.txt").read_text().strip() == "kept", "visible from the host too"
 
-        dynamic = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "dynamic"},
-                   "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "100Mi"}}}}
+        dynamic = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "dynamic"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "100Mi"}},
+            },
+        }
         k8s.apply(dynamic, ns)
         bound = k8s.wait("pvc/dynamic", "Bound", ns, timeout=60)
         assert bound is not None and bound.spec["storageClassName"] == "standard"
@@ -214,9 +264,16 @@ def test_a_missing_image_is_surfaced_not_waited_out(ns: str) -> None:
 
 
 def test_a_wait_that_times_out_reports_the_last_state_and_events(ns: str) -> None:
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "orphan"},
-             "spec": {"storageClassName": "no-such-class", "accessModes": ["ReadWriteOnce"],
-                      "resources": {"requests": {"storage": "1Gi"}}}}
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "orphan"},
+        "spec": {
+            "storageClassName": "no-such-class",
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
     k8s.apply(claim, ns)
     started = time.monotonic()
     with pytest.raises(WaitTimeout) as caught:
@@ -227,15 +284,32 @@ def test_a_wait_that_times_out_reports_the_last_state_and_events(ns: str) -> Non
     k8s.delete("pvc/orphan", ns)
 
 
-def test_an_unreachable_cluster_says_how_to_start_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_an_unreachable_cluster_says_how_to_start_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from helpers import _k8s
 
     dead = tmp_path / "dead.kubeconfig"
-    dead.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
-        "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "dead", "user": {"token": "x"}}],
-        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "dead"}}]}))
+    dead.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "dead",
+                "clusters": [
+                    {
+                        "name": "dead",
+                        "cluster": {
+                            "server": "https://127.0.0.1:9",
+                            "insecure-skip-tls-verify": True,
+                        },
+                    }
+                ],
+                "users": [{"name": "dead", "user": {"token": "x"}}],
+                "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "dead"}}],
+            }
+        )
+    )
     monkeypatch.setenv("KUBECONFIG", str(dead))
     monkeypatch.setenv("COURSE_CLUSTER", "local")
     _k8s._forget_client()

@@ -34,7 +34,9 @@ def test_run_list_exec_logs_stop_remove(chapter01: None) -> None:
     page = helpers.fetch(f"http://127.0.0.1:{port}/")
     assert "Course web app v1" in page and "hi there" in page
     processes = docker.exec("web", "ps").stdout
-    assert "1 root     {start.sh}" in processes or "1 root     /bin/sh /start.sh" in processes, processes
+    assert "1 root     {start.sh}" in processes or "1 root     /bin/sh /start.sh" in processes, (
+        processes
+    )
     assert "httpd -f -v -p 80" in processes
     assert docker.exec("web", ["sh", "-c", "exit 3"]).returncode == 3
     assert docker.logs("web").count("response:200") == 1

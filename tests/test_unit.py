@@ -190,8 +190,7 @@ def test_all_names_exactly_the_public_api(module: object) -> None:
     public = {
         name
         for name, value in vars(module).items()
-        if (not name.startswith("_")
-        and getattr(value, "__module__", "").startswith("helpers"))
+        if (not name.startswith("_") and getattr(value, "__module__", "").startswith("helpers"))
         or (not name.startswith("_") and type(value).__name__ == "module" and name in exported)
     }
     assert exported == public, f"__all__ and the public names differ: {exported ^ public}"
