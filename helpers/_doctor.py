@@ -201,7 +201,7 @@ def _cluster() -> list[Finding]:
         name
         for n in nodes
         for image in n.status.get("images") or []
-        for name in image.get("names", [])
+        for name in image.get("names") or []
     }
     missing_images = [
         tag for tag in _images.COURSE_IMAGES if not ({tag, "docker.io/" + tag} & on_nodes)
@@ -237,5 +237,14 @@ def doctor(*, cluster: bool = True) -> Report:
         except CourseError as error:
             findings.append(
                 Finding(section.__name__.strip("_"), "fail", error.message, error.hint or "")
+            )
+        except Exception as error:  # the doctor reports; it never crashes the notebook
+            findings.append(
+                Finding(
+                    section.__name__.strip("_"),
+                    "fail",
+                    f"{type(error).__name__}: {error}",
+                    "run with COURSE_DEBUG=1 and report this",
+                )
             )
     return Report(findings)

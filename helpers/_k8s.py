@@ -258,7 +258,9 @@ def _discover(api_version: str) -> dict[str, tuple[str, bool]]:
     return _resources[api_version]
 
 
-def _collection_path(api_version: str, kind: str, namespace: str | None) -> str:
+def _collection_path(
+    api_version: str, kind: str, namespace: str | None, *, across_namespaces: bool = False
+) -> str:
     try:
         kinds = _discover(api_version)
     except ObjectNotFound:
@@ -273,6 +275,8 @@ def _collection_path(api_version: str, kind: str, namespace: str | None) -> str:
         )
     plural, namespaced = kinds[kind]
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    if namespaced and not namespace and across_namespaces:
+        return f"{base}/{plural}"
     if namespaced:
         if not namespace:
             raise CourseError(
@@ -331,6 +335,19 @@ class Object:
     @property
     def status(self) -> dict[str, Any]:
         return dict(self.raw.get("status", {}))
+
+    def conditions(self) -> Table:
+        """The object's status conditions (type, status, reason, message) as a table."""
+        rows = [
+            [
+                c.get("type", ""),
+                c.get("status", ""),
+                c.get("reason", ""),
+                (c.get("message") or "")[:80],
+            ]
+            for c in self.status.get("conditions") or []
+        ]
+        return Table(["type", "status", "reason", "message"], rows)
 
     def yaml(self) -> str:
         """The object as YAML, without the noisy managedFields."""
@@ -511,10 +528,15 @@ def exists(target: str, ns: str | None = None) -> bool:
 
 
 def list_objects(kind: str, ns: str | None = None, *, selector: str | None = None) -> list[Object]:
-    """All objects of a kind (``"pods"``, ``"deploy"``...).  CLI: ``kubectl get KIND -n NS -l SEL``"""
+    """All objects of a kind (``"pods"``, ``"deploy"``...) in ``ns``, or in every namespace.
+
+    CLI: ``kubectl get KIND -n NS -l SEL``  (no ns: ``kubectl get KIND --all-namespaces``)
+    """
     api_version, real_kind, _ = _parse_target(kind + "/x")
     query = {"labelSelector": selector} if selector else None
-    listing = request("GET", _collection_path(api_version, real_kind, ns), query=query)
+    listing = request(
+        "GET", _collection_path(api_version, real_kind, ns, across_namespaces=True), query=query
+    )
     return [Object({**item, "kind": real_kind}) for item in listing.get("items", [])]
 
 
@@ -540,12 +562,16 @@ def pod_status(pod: Mapping[str, Any]) -> str:
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return "Terminating"
     status = pod.get("status") or {}
-    for container in status.get("initContainerStatuses") or []:
-        state = container.get("state") or {}
-        if "waiting" in state and state["waiting"].get("reason") not in (None, "PodInitializing"):
-            return "Init:" + str(state["waiting"]["reason"])
-        if "running" in state:
-            return "Init:Running"
+    inits = status.get("initContainerStatuses") or []
+    done = sum(
+        1 for c in inits if ((c.get("state") or {}).get("terminated") or {}).get("exitCode") == 0
+    )
+    if inits and done < len(inits):
+        for container in inits:
+            reason = ((container.get("state") or {}).get("waiting") or {}).get("reason")
+            if reason and reason not in ("PodInitializing", "ContainerCreating"):
+                return f"Init:{reason}"
+        return f"Init:{done}/{len(inits)}"
     for container in status.get("containerStatuses") or []:
         state = container.get("state") or {}
         reason = (state.get("waiting") or state.get("terminated") or {}).get("reason")
@@ -726,6 +752,11 @@ def _satisfied(raw: Mapping[str, Any], condition: str) -> bool:
         return bool(int((raw.get("status") or {}).get("readyReplicas", 0)) == wanted)
     if condition == "Bound":
         return (raw.get("status") or {}).get("phase") == "Bound"
+    if kind == "Pod" and condition == "Unschedulable":
+        return any(
+            c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+            for c in (raw.get("status") or {}).get("conditions") or []
+        )
     if kind == "Pod" and condition in ("Pending", "Running", "Succeeded", "Failed"):
         return (raw.get("status") or {}).get("phase") == condition
     if kind == "Pod":
@@ -792,8 +823,8 @@ def wait(
     """Wait until ``target`` meets ``condition``, driven by a watch. Returns the object.
 
     Conditions: ``Ready`` (pod, deployment), ``Complete`` (a rollout), ``Bound`` (PVC),
-    ``deleted``, a pod phase (``Running``, ``Succeeded``, ``Failed``) or a pod status such as
-    ``CrashLoopBackOff``. A pod stuck in ImagePullBackOff or CrashLoopBackOff ends the wait early
+    ``deleted``, a pod phase (``Running``, ``Succeeded``, ``Failed``), ``Unschedulable`` (the
+    scheduler found no node) or a pod status such as ``CrashLoopBackOff``. A pod stuck in ImagePullBackOff or CrashLoopBackOff ends the wait early
     with the reason, and a timeout reports the last state seen and recent events.
 
     CLI: ``kubectl wait --for=condition=Ready pod/web -n NS --timeout=60s``
@@ -1123,3 +1154,77 @@ def usage(ns: str | None = None, *, containers: bool = False) -> list[Usage]:
                 memory = (part.get("memory") or {}).get("workingSetBytes", 0) / 2**20
                 found.append(Usage(label, round(cpu, 1), round(memory, 1)))
     return sorted(found, key=lambda u: u.name)
+
+
+# --- a local proxy to the API server, like `kubectl proxy` ----------------------------------
+
+
+@contextmanager
+def api_proxy() -> Iterator[str]:
+    """Serve the API server on ``http://127.0.0.1:PORT`` without certificates while the ``with``
+    block runs, so plain HTTP (urllib, curl) can talk to it. It forwards GET requests, watches
+    included, with your credentials. Returns the base URL.
+
+    CLI: ``kubectl proxy --port=8001``
+
+    >>> with api_proxy() as base:                                         # doctest: +SKIP
+    ...     urllib.request.urlopen(base + "/api/v1/namespaces").read()
+    """
+    import http.server
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path, _, query_text = self.path.partition("?")
+            query = dict(
+                pair.split("=", 1) if "=" in pair else (pair, "")
+                for pair in query_text.split("&")
+                if pair
+            )
+            try:
+                upstream = _send(
+                    "GET",
+                    path,
+                    query={k: _unquote(v) for k, v in query.items()},
+                    timeout=float(query.get("timeoutSeconds", 30)) + 10,
+                )
+            except ApiException as error:
+                self.send_response(int(error.status or 502))
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(
+                    (error.body or b"")
+                    if isinstance(error.body, bytes)
+                    else str(error.body or "").encode()
+                )
+                return
+            except Exception as error:  # the cluster is down: say so, as kubectl proxy does
+                self.send_error(502, str(error)[:200])
+                return
+            self.send_response(upstream.status)
+            self.send_header(
+                "Content-Type", upstream.headers.get("Content-Type", "application/json")
+            )
+            self.end_headers()
+            for chunk in upstream.stream(amt=None, decode_content=True):
+                self.wfile.write(chunk)
+                self.wfile.flush()
+            upstream.release_conn()
+
+        def log_message(self, *args: Any) -> None:  # keep the notebook quiet
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _unquote(text: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(text)

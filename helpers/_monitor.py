@@ -14,10 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import ipywidgets as widgets
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure  # a bare Figure draws with Agg, whatever the backend
 
 from ._docker import Usage
 from ._identity import grading_mode

@@ -8,8 +8,10 @@
 """
 
 from ._cluster import backend, load_image
+from ._diagram import architecture
 from ._k8s import (
     Object,
+    api_proxy,
     apply,
     delete,
     delete_namespace,
@@ -49,7 +51,9 @@ def monitor(ns: str | None = None, *, containers: bool = False, interval: float 
 
 __all__ = [
     "Object",
+    "api_proxy",
     "apply",
+    "architecture",
     "backend",
     "delete",
     "delete_namespace",

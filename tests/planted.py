@@ -63,3 +63,83 @@ PLANTED: dict[str, list[Planted]] = {
         ),
     ],
 }
+
+PLANTED["02-architecture"] = [
+    Planted(
+        "pasted facts",
+        {"answer_facts": 'allocatable_cpu = "4"\nserver_version = "v1.0.0"'},
+        {"test_facts": 2},
+    ),
+    Planted(
+        "listing pods with the shortcut",
+        {
+            "answer_list_pods": "def list_pod_names(namespace):\n"
+            "    return sorted(k8s.pods(namespace).column('name'))"
+        },
+        {"test_list_pods": 3},
+    ),
+    Planted(
+        "scheduler and kubelet swapped",
+        {
+            "answer_components": "components = {\n"
+            '    "validates the pod and stores it": "kube-apiserver",\n'
+            '    "keeps the stored state": "etcd",\n'
+            '    "chooses a node for the pod": "kubelet",\n'
+            '    "starts the pod\'s containers": "kube-scheduler",\n'
+            '    "replaces a deleted pod of a Deployment": "kube-controller-manager",\n'
+            "}"
+        },
+        {"test_components": 2},
+    ),
+    Planted(
+        "versions typed in",
+        {
+            "answer_versions": "k8s.apply({'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'notes'},"
+            " 'data': {'chapter': 'two'}}, ns)\nversion_before, version_after = '1', '2'"
+        },
+        {"test_versions": 2},
+    ),
+]
+
+PLANTED["03-pods"] = [
+    Planted(
+        "each container has its own volume",
+        {
+            "answer_pair": "def pair_manifest():\n"
+            "    return {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'pair'}, 'spec': {\n"
+            "        'volumes': [{'name': 'a', 'emptyDir': {}}, {'name': 'b', 'emptyDir': {}}],\n"
+            "        'containers': [\n"
+            "            {'name': 'writer', 'image': 'course/web:v1', 'volumeMounts': [{'name': 'a', 'mountPath': '/shared'}],\n"
+            "             'command': ['sh', '-c', 'echo written by writer > /shared/index.html; sleep 3600']},\n"
+            "            {'name': 'server', 'image': 'course/web:v1', 'volumeMounts': [{'name': 'b', 'mountPath': '/shared'}],\n"
+            "             'command': ['httpd', '-f', '-p', '80', '-h', '/shared']}]}}"
+        },
+        {"test_pair": 3},
+    ),
+    Planted(
+        "probe still on the wrong port",
+        {
+            "answer_fixed": "fixed = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'fixme'}, 'spec': {'containers': [{\n"
+            "    'name': 'web', 'image': 'course/web:v1',\n"
+            "    'readinessProbe': {'httpGet': {'path': '/healthz', 'port': 8080}, 'periodSeconds': 2}}]}}\n"
+            "k8s.apply(fixed, ns)"
+        },
+        {"test_fixed": 3},
+    ),
+    Planted(
+        "a guessed password",
+        {"answer_password": 'password = "hunter2"'},
+        {"test_password": 2},
+    ),
+    Planted(
+        "predicted Succeeded",
+        {
+            "answer_exit_one": 'predicted_phase = "Succeeded"\n'
+            "k8s.apply({'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'exit-one'}, 'spec': {\n"
+            "    'restartPolicy': 'Never',\n"
+            "    'containers': [{'name': 'job', 'image': 'course/web:v1', 'command': ['sh', '-c', 'exit 1']}]}}, ns)\n"
+            "k8s.wait('pod/exit-one', 'Failed', ns)"
+        },
+        {"test_predicted_phase": 1},
+    ),
+]
