@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import urllib3
 import yaml
@@ -1175,16 +1175,12 @@ def api_proxy() -> Iterator[str]:
     class Forward(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path, _, query_text = self.path.partition("?")
-            query = dict(
-                pair.split("=", 1) if "=" in pair else (pair, "")
-                for pair in query_text.split("&")
-                if pair
-            )
+            query = dict(parse_qsl(query_text, keep_blank_values=True))
             try:
                 upstream = _send(
                     "GET",
                     path,
-                    query={k: _unquote(v) for k, v in query.items()},
+                    query=query,
                     timeout=float(query.get("timeoutSeconds", 30)) + 10,
                 )
             except ApiException as error:
@@ -1222,9 +1218,3 @@ def api_proxy() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _unquote(text: str) -> str:
-    from urllib.parse import unquote_plus
-
-    return unquote_plus(text)
