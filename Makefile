@@ -1,5 +1,6 @@
 # The course's commands. A newcomer needs two: `make lab` and `make test`.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
@@ -40,7 +41,8 @@ $(VENV)/.installed: pyproject.toml
 	@echo " • Creating the Python environment in $(VENV) (first time: 2-4 minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet --progress-bar on -e '.[test]'
+	@$(PY) -m pip install --progress-bar off -e '.[test]' | \
+	  grep --line-buffered -E '^(Collecting|Successfully)' | sed -u 's/^/   /'
 	@touch $@
 	@echo " ✓ Python environment ready"
 
