@@ -320,3 +320,50 @@ def test_an_unreachable_cluster_says_how_to_start_it(
     finally:
         monkeypatch.undo()
         _k8s._forget_client()
+
+
+def test_the_pod_monitor_plots_the_summary_api(ns: str) -> None:
+    import threading
+
+    k8s.apply(pod("hot", command=["sh", "-c", "while :; do :; done"]), ns)
+    k8s.wait("pod/hot", "Ready", ns, timeout=60)
+    before = threading.active_count()
+    monitor = k8s.monitor(ns, interval=0.5)
+    time.sleep(2)
+    monitor.stop()
+    assert threading.active_count() == before, "the sampling thread ended"
+    assert "hot" in monitor.names() and len(monitor.series("hot")) >= 2
+    assert monitor.image.value[:4] == b"\x89PNG"
+    k8s.delete("pod/hot", ns, wait_until_gone=False)
+
+
+def test_a_stopped_api_server_is_reported_and_make_cluster_restarts_it(ns: str) -> None:
+    """The local backend only: stop the real kube-apiserver, then bring it back with up.sh."""
+    import os
+    import signal
+    import subprocess
+
+    from helpers import _cluster, _k8s
+
+    if _cluster.backend() != "local":
+        pytest.skip("stops a process of the local cluster; kind is covered by the kubeconfig test")
+    pid = int(Path("/var/lib/cloud-native-course/pids/kube-apiserver.pid").read_text())
+    os.kill(pid, signal.SIGKILL)  # as if it crashed, or the machine slept
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                k8s.raw("/version")
+            except ClusterUnreachable as error:
+                assert "make cluster CLUSTER=local" in str(error) and "127.0.0.1:6443" in str(error)
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the API server still answered after being stopped")
+    finally:
+        while Path(f"/proc/{pid}").exists():  # let it finish shutting down before restarting
+            time.sleep(0.2)
+        repo = Path(__file__).resolve().parent.parent
+        subprocess.run(["bash", str(repo / "cluster/local/up.sh")], check=True, capture_output=True)
+        _k8s._forget_client()
+    assert k8s.raw("/version")["gitVersion"].startswith("v1.")
