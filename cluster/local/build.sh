@@ -69,7 +69,7 @@ build_kubernetes() {
     i=$((i + 1))
     [ -x "$BIN_DIR/$b" ] && { ok "$b (cached)"; continue; }
     local start=$SECONDS
-    step "Building $b ($i/$n; cold builds take 3-10 min each on 2 cores, warm ones seconds)"
+    step "Building $b ($i/$n; measured cold on 2 cores: kube-apiserver ~3 min, then the rest share its cache, ~5 min in all)"
     (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags selinux,notest,grpcnotrace \
       -ldflags "$ld" -o "$BIN_DIR/$b.tmp" "k8s.io/kubernetes/cmd/$b") || fail "go build of $b failed; rerun: $0"
     mv "$BIN_DIR/$b.tmp" "$BIN_DIR/$b"
