@@ -49,7 +49,7 @@ def architecture(max_pods: int = 8) -> Figure:
     nodes = _k8s.list_objects("nodes")
     pods = _k8s.list_objects("pods")
 
-    figure = Figure(figsize=(10, 3.2 + 1.6 * len(nodes)), dpi=90)
+    figure = Figure(figsize=(10, 3.0 + 1.7 * len(nodes)), dpi=90)
     axes = figure.add_subplot()
     height = 4 + 2.2 * len(nodes)
     axes.set(xlim=(0, 10), ylim=(0, height))
@@ -140,5 +140,6 @@ def architecture(max_pods: int = 8) -> Figure:
             )
         if not on_node:
             axes.text(5.5, y + 0.7, "no pods", fontsize=8, color="#777777")
+    axes.set_ylim(top - 2.2 * len(nodes) - 0.2, height)  # no empty band below the last node
     figure.tight_layout()
     return figure

@@ -292,3 +292,21 @@ def test_course_images_never_use_latest() -> None:
         for line in dockerfile.read_text().splitlines():
             if line.startswith("FROM") and "scratch" not in line:
                 assert ":" in line and ":latest" not in line, f"{dockerfile}: {line}"
+
+
+def test_test_cells_end_without_a_value() -> None:
+    """nbgrader reads a test cell's last value as partial credit, so a test cell must not end in
+    an expression that produces one (checks return None; port_published returns a port)."""
+    import nbformat
+
+    for path in sorted((REPO / "solutions").rglob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if not cell.metadata.get("nbgrader", {}).get("grade"):
+                continue
+            last = ast.parse(cell.source).body[-1]
+            if isinstance(last, ast.Expr) and not isinstance(last.value, ast.Constant):
+                call = ast.unparse(last.value)
+                returns_none = call.startswith(("check.", "k8s.delete", "docker.rm("))
+                assert returns_none and "port_published" not in call, (
+                    f"{path.name} {cell.metadata['nbgrader']['grade_id']}: ends with {call[:60]}"
+                )
