@@ -235,3 +235,27 @@ def test_a_hung_cell_is_bounded_by_the_timeout(graded: Any) -> None:
         or "timed out" in json.dumps(c.get("outputs", [])).lower()
         for c in graded_nb["cells"]
     )
+
+
+def test_make_grade_autogrades_a_folder_writes_feedback_and_a_csv(tmp_path: Path) -> None:
+    """What `make grade SUBMISSIONS=folder` runs: copy in, release, autograde, feedback, CSV."""
+    assignment = "01-containers"
+    root = tmp_path / "course"
+    shutil.copytree(REPO / "solutions" / assignment, root / "solutions" / assignment)
+    incoming = tmp_path / "collected"
+    student = f"t{int(time.time()) % 100000}-grade"
+    folder = incoming / student / assignment
+    folder.mkdir(parents=True)
+    for path in _notebooks(REPO / "solutions" / assignment):
+        shutil.copy(path, folder / path.name)
+    try:
+        table = _instructor.grade(root, incoming)
+    finally:
+        _cleanup_students(student)
+    assert table.column("student") == [student]
+    assert table[0]["score"] == table[0]["max"] > 0
+    assert list((root / "feedback" / student / assignment).glob("*.html"))
+    rows = _instructor.read_csv(root / "grades.csv")
+    assert [(r["student_id"], float(r["raw_score"])) for r in rows] == [
+        (student, table[0]["score"])
+    ]
