@@ -64,23 +64,10 @@ def client() -> docker.DockerClient:
     return _client
 
 
-def _forget_client() -> None:
-    global _client
-    _client = None
-
-
 def full_name(name: str) -> str:
     """The engine-side name of a container or image: ``web`` becomes ``alice-01-web``."""
     prefix = chapter().prefix
     return name if name.startswith(prefix + "-") else f"{prefix}-{name}"
-
-
-def _cli_ports(ports: PortMap) -> list[str]:
-    args = []
-    for container_port, host in ports.items():
-        ip, host_port = _host_binding(host)
-        args += ["-p", f"{ip}:{host_port or ''}:{container_port}".replace("::", ":")]
-    return args
 
 
 def _host_binding(host: int | tuple[str, int | None] | None) -> tuple[str, int | None]:

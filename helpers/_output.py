@@ -6,7 +6,7 @@ import html
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -58,10 +58,6 @@ class Table:
         )
         empty = "" if self.rows else f"<tr><td colspan={len(self.columns)}>(none)</td></tr>"
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}{empty}</tbody></table>"
-
-
-def table_from(records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Table:
-    return Table(columns, [[record.get(c, "") for c in columns] for record in records])
 
 
 def _use_colour() -> bool:

@@ -3,20 +3,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def repo() -> Path:
-    return REPO
 
 
 @pytest.fixture(autouse=True)
@@ -48,16 +37,3 @@ def chapter01(docker_engine: None) -> Iterator[None]:
     docker.cleanup()
     yield
     docker.cleanup()
-
-
-@pytest.fixture
-def course_copy(tmp_path: Path) -> Path:
-    """A private nbgrader course folder: solutions/ copied in, everything else made by tests."""
-    shutil.copytree(REPO / "solutions", tmp_path / "solutions")
-    return tmp_path
-
-
-def run(command: list[str], **options: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, capture_output=True, text=True, check=False, env={**os.environ}, **options
-    )  # type: ignore[call-overload]
