@@ -1,4 +1,5 @@
-"""Command line: ``python -m helpers doctor | images | cleanup`` (the Makefile calls these)."""
+"""Command line: ``python -m helpers doctor | images | cleanup | release | grade`` (the Makefile
+calls these)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import _docker, _images, _instructor
+from . import _course_images, _instructor
 from ._cluster import load_image
 from ._doctor import doctor
 from ._errors import CourseError
-from ._identity import chapter
+
+
+def _cleanup(everyone: bool) -> int:
+    from ._docker.containers import cleanup
+    from ._identity import chapter, learner_name
+    from ._k8s.objects import delete_namespace, list_objects
+
+    chapter("00-cleanup")  # any chapter: the cleanup covers all of them
+    removed = cleanup(all_chapters=True, everyone=everyone)
+    print(f"✓ removed {len(removed)} course container(s) and image(s)")
+    selector = "course.learner" if everyone else f"course.learner={learner_name()}"
+    try:
+        namespaces = list_objects("namespaces", selector=selector)
+    except CourseError as error:
+        print(f"! namespaces not removed: {error.message}")
+        return 0
+    for ns in namespaces:
+        delete_namespace(ns.name, wait_until_gone=False)
+    print(f"✓ deleting {len(namespaces)} course namespace(s)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     images_cmd = commands.add_parser("images", help="build the course images (and load them)")
     images_cmd.add_argument("--force", action="store_true", help="rebuild even if present")
     images_cmd.add_argument("--load", action="store_true", help="also load them into the cluster")
-    commands.add_parser("cleanup", help="remove every course container of every learner")
+    cleanup_cmd = commands.add_parser(
+        "cleanup", help="remove your course containers, images and namespaces (all chapters)"
+    )
+    cleanup_cmd.add_argument(
+        "--everyone", action="store_true", help="every learner's, not only yours (instructors)"
+    )
     commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
     grade_cmd = commands.add_parser("grade", help="autograde submissions, feedback, grades.csv")
     grade_cmd.add_argument("submissions", nargs="?", help="folder of <student>/<assignment>/")
@@ -34,16 +59,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n✗ {finding.check}: {finding.detail}\n  Fix: {finding.fix}")
             return 0 if report.ok else 1
         if args.command == "images":
-            tags = _images.build_course_images(force=args.force)
+            tags = _course_images.build_course_images(force=args.force)
             if args.load:
                 for tag in tags:
                     load_image(tag)
             return 0
         if args.command == "cleanup":
-            chapter("00-all")
-            removed = _docker.cleanup(everyone=True)
-            print(f"✓ removed {len(removed)} course container(s)")
-            return 0
+            return _cleanup(args.everyone)
         if args.command == "release":
             _instructor.release()
             return 0

@@ -12,34 +12,92 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _docker, _k8s
+from ._docker.containers import Container
+from ._docker.containers import inspect as inspect_container
+from ._docker.images import image as inspect_image
 from ._errors import CheckFailed, CourseError
 from ._http import fetch
+from ._k8s.objects import Object, get
+from ._k8s.waiting import wait
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
 
 
 def _passed(text: str) -> None:
     print(f"✓ {text}")
 
 
+def _describe(kind: type | tuple[type, ...]) -> str:
+    names = {
+        str: "a string",
+        int: "a whole number",
+        float: "a number",
+        bool: "True or False",
+        list: "a list",
+        dict: "a dict",
+    }
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def plain(value: Any, *, what: str) -> Any:
+    """``value`` must be plain data: a string, number, bool, None, or lists and dicts of them
+    (exactly those types, so an answer cannot be an object that claims to equal anything)."""
+    if type(value) in _PLAIN_SCALARS:
+        return value
+    if type(value) is list:
+        for item in value:
+            plain(item, what=what)
+        return value
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise CheckFailed(f"{what}: dict keys must be strings, found {type(key).__name__}.")
+            plain(item, what=what)
+        return value
+    raise CheckFailed(
+        f"{what}: expected plain data (a string, a number, a list or a dict), found a "
+        f"{type(value).__module__}.{type(value).__qualname__}.",
+        hint="store the value itself, e.g. .stdout.strip() or int(...), not the object",
+    )
+
+
 def equal(found: Any, expected: Any, *, what: str, look_at: str | None = None) -> None:
-    """``found`` must equal ``expected``; the message names ``what`` was compared."""
-    if found != expected:
+    """``found`` (your value, plain data) must equal ``expected``."""
+    plain(found, what=what)
+    if found != expected or (type(found) is bool) != (type(expected) is bool):
         raise CheckFailed(f"{what}: expected {expected!r}, found {found!r}.", hint=look_at)
     _passed(f"{what}: {found!r}")
 
 
-def answered(value: Any, *, what: str) -> None:
-    """The learner replaced the placeholder with an answer."""
+def answered(
+    value: Any,
+    *,
+    what: str,
+    kind: type | tuple[type, ...] | None = None,
+    choices: Sequence[Any] | None = None,
+) -> None:
+    """You replaced the placeholder with an answer of the right shape: plain data, of ``kind``
+    (``str``, ``int``, ...), and one of ``choices`` when the answer must be one of them.
+    It does not say whether the answer is right; the graded tests do."""
     if value is None or value is Ellipsis:
         raise CheckFailed(f"{what}: no answer yet.", hint="the cell where the answer is asked for")
+    plain(value, what=what)
+    if (kind is not None and not isinstance(value, kind)) or (kind is int and type(value) is bool):
+        raise CheckFailed(f"{what}: expected {_describe(kind or object)}, found {value!r}.")
+    if choices is not None and value not in choices:
+        raise CheckFailed(
+            f"{what}: expected one of {', '.join(repr(c) for c in choices)}; found {value!r}."
+        )
+    _passed(f"{what} is answered ({_describe(type(value))})")
 
 
 # --- Docker ---------------------------------------------------------------------------------
 
 
-def _container(name: str) -> _docker.Container:
+def _container(name: str) -> Container:
     try:
-        return _docker.inspect(name)
+        return inspect_container(name)
     except CourseError as error:
         raise CheckFailed(f"container {name!r}: {error.message}", hint=error.hint) from None
 
@@ -136,7 +194,7 @@ def image_has(
 ) -> None:
     """A built image exists and has the given labels, exposed ports, environment and command."""
     try:
-        image = _docker.image(tag)
+        image = inspect_image(tag)
     except CourseError as error:
         raise CheckFailed(
             f"image {tag!r}: {error.message}", hint="docker.build(...) in your answer"
@@ -178,9 +236,9 @@ def image_has(
 # --- Kubernetes -----------------------------------------------------------------------------
 
 
-def _object(target: str, ns: str) -> _k8s.Object:
+def _object(target: str, ns: str) -> Object:
     try:
-        return _k8s.get(target, ns)
+        return get(target, ns)
     except CourseError as error:
         raise CheckFailed(
             f"{target}: {error.message}", hint=f"k8s.pods({ns!r}) lists what exists"
@@ -190,7 +248,7 @@ def _object(target: str, ns: str) -> _k8s.Object:
 def pod_ready(name: str, ns: str, *, containers: int | None = None, timeout: float = 30) -> None:
     """The pod becomes Ready within ``timeout`` s, with ``containers`` ready containers."""
     try:
-        _k8s.wait(f"pod/{name}", "Ready", ns, timeout=timeout)
+        wait(f"pod/{name}", "Ready", ns, timeout=timeout)
     except CourseError:
         pod = _object(f"pod/{name}", ns)
         problems = []
@@ -203,7 +261,7 @@ def pod_ready(name: str, ns: str, *, containers: int | None = None, timeout: flo
                     f'container "{status["name"]}" is {detail.get("reason", "not ready")}{code}'
                 )
         raise CheckFailed(
-            f"pod/{name}: expected it Ready, found {_k8s.pod_status(pod.raw)}.",
+            f"pod/{name}: expected it Ready, found {status.pod_status(pod.raw)}.",
             output="\n".join(problems),
             hint=f"k8s.events({ns!r}, about='pod/{name}') and k8s.logs({name!r}, {ns!r}, "
             "container=..., previous=True)",

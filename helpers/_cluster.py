@@ -35,7 +35,11 @@ def kubeconfig_path() -> str | None:
 
 
 def backend() -> str:
-    """``kind``, ``local`` or ``kubeconfig``: $COURSE_CLUSTER, else guessed from what exists."""
+    """Which cluster the course talks to: ``kind``, ``local`` or ``kubeconfig``.
+
+    $COURSE_CLUSTER decides (``make`` sets it); else it is guessed from what exists.
+    CLI: ``kubectl config current-context``
+    """
     chosen = os.environ.get("COURSE_CLUSTER")
     if chosen:
         if chosen not in {"kind", "local", "kubeconfig"}:
@@ -84,10 +88,11 @@ def _run(command: list[str], *, stdin: bytes | None = None, timeout: float = 300
 
 
 def load_image(tag: str) -> None:
-    """Make a locally built image available to the cluster's nodes.
+    """Make a locally built image available to the cluster's nodes, so pods can use it
+    without pulling. The tag must be fixed (``:v1``, never ``:latest``).
 
-    kind:  ``kind load docker-image TAG --name cloud-native-course``
-    local: ``docker save TAG | ctr -n k8s.io images import -``
+    CLI: ``kind load docker-image TAG --name cloud-native-course`` (kind), or
+    ``docker save TAG | ctr -n k8s.io images import -`` (the local cluster)
     """
     if tag.endswith(":latest") or ":" not in tag.rsplit("/", 1)[-1]:
         raise CourseError(

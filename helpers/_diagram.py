@@ -7,7 +7,10 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from . import _k8s
+from ._k8s import status
+from ._k8s.client import request
+from ._k8s.objects import list_objects
+from ._output import Picture
 
 
 def _box(axes: Any, x: float, y: float, w: float, h: float, text: str, colour: str) -> None:
@@ -29,7 +32,7 @@ def _arrow(axes: Any, start: tuple[float, float], end: tuple[float, float]) -> N
     axes.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "<->", "color": "#555555"})
 
 
-def architecture(max_pods: int = 8) -> Figure:
+def architecture(max_pods: int = 8) -> Picture:
     """A diagram of the control plane, the nodes and their pods, drawn from the live cluster.
 
     Each box is something the API server reported: its version, the etcd check in /readyz, the
@@ -39,15 +42,15 @@ def architecture(max_pods: int = 8) -> Figure:
     CLI: (the same facts) ``kubectl get --raw '/readyz?verbose'``, ``kubectl get leases -n
     kube-system``, ``kubectl get nodes -o wide``, ``kubectl get pods -A -o wide``
     """
-    version = _k8s.raw("/version").get("gitVersion", "?")
-    ready_checks = str(_k8s.raw("/readyz", verbose="true"))
+    version = request("GET", "/version").get("gitVersion", "?")
+    ready_checks = str(request("GET", "/readyz", query={"verbose": "true"}))
     etcd_ok = "[+]etcd ok" in ready_checks
     holders = {
         lease.name: (lease.spec.get("holderIdentity") or "?").split("_")[0]
-        for lease in _k8s.list_objects("leases", "kube-system")
+        for lease in list_objects("leases", "kube-system")
     }
-    nodes = _k8s.list_objects("nodes")
-    pods = _k8s.list_objects("pods")
+    nodes = list_objects("nodes")
+    pods = list_objects("pods", all_namespaces=True)
 
     figure = Figure(figsize=(10, 3.0 + 1.7 * len(nodes)), dpi=90)
     axes = figure.add_subplot()
@@ -94,7 +97,7 @@ def architecture(max_pods: int = 8) -> Figure:
     for index, node in enumerate(nodes):
         y = top - 2.2 * (index + 1)
         info = node.status.get("nodeInfo", {})
-        ready = _k8s._condition_true(node.raw, "Ready")
+        ready = status.condition_true(node.raw, "Ready")
         axes.add_patch(
             FancyBboxPatch(
                 (0.1, y),
@@ -115,13 +118,14 @@ def architecture(max_pods: int = 8) -> Figure:
         _box(
             axes,
             0.4,
-            y + 0.2,
+            y + 0.6,
             2.4,
-            1.1,
+            0.75,
             f"kubelet {info.get('kubeletVersion', '')}\n{info.get('containerRuntimeVersion', '')}",
             "#ffffff",
         )
-        _arrow(axes, (1.6, y + 1.3), (4.4, top + 0.9))
+        _box(axes, 0.4, y + 0.1, 2.4, 0.35, "kube-proxy (Service routing)", "#ffffff")
+        _arrow(axes, (1.6, y + 1.35), (4.4, top + 0.9))
         on_node = [p for p in pods if p.spec.get("nodeName") == node.name]
         for slot, pod in enumerate(on_node[:max_pods]):
             column, row = slot % 4, slot // 4
@@ -142,4 +146,4 @@ def architecture(max_pods: int = 8) -> Figure:
             axes.text(5.5, y + 0.7, "no pods", fontsize=8, color="#777777")
     axes.set_ylim(top - 2.2 * len(nodes) - 0.2, height)  # no empty band below the last node
     figure.tight_layout()
-    return figure
+    return Picture.of(figure)

@@ -8,9 +8,13 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import _docker, _images, _k8s
+from . import _course_images
 from ._cluster import backend, start_hint
+from ._docker.engine import client, engine_errors
 from ._errors import CourseError
+from ._k8s import status
+from ._k8s.client import get_or_none, request, server
+from ._k8s.objects import Object, list_objects
 from ._output import Table
 
 PACKAGES = (
@@ -21,7 +25,6 @@ PACKAGES = (
     "docker",
     "ipywidgets",
     "matplotlib",
-    "ipympl",
 )
 MARKS = {"pass": "✓", "warn": "!", "fail": "✗"}
 
@@ -73,36 +76,31 @@ def _python_packages() -> list[Finding]:
 
 def _docker_engine() -> list[Finding]:
     try:
-        engine = _docker.client()
-        info = engine.info()
+        engine = client()
+        with engine_errors("docker info"):
+            info = engine.info()
+            version = engine.version().get("Version")
     except CourseError as error:
         return [Finding("Docker engine", "fail", error.message, error.hint or "")]
-    findings = [
-        Finding(
-            "Docker engine",
-            "pass",
-            f"Docker {engine.version().get('Version')} ({info.get('OperatingSystem')})",
-        )
-    ]
     memory_gb = info.get("MemTotal", 0) / 2**30
-    findings.append(
+    missing = [tag for tag in _course_images.COURSE_IMAGES if not _course_images.has_image(tag)]
+    return [
+        Finding("Docker engine", "pass", f"Docker {version} ({info.get('OperatingSystem')})"),
         Finding(
             "Memory for Docker",
             "pass" if memory_gb >= 4 else "warn" if memory_gb >= 2 else "fail",
             f"{memory_gb:.1f} GB",
             "" if memory_gb >= 4 else "give Docker Desktop at least 4 GB (Settings > Resources)",
-        )
-    )
-    missing = [tag for tag in _images.COURSE_IMAGES if not _images._has_image(tag)]
-    findings.append(
+        ),
         Finding(
             "Course images in Docker",
             "warn" if missing else "pass",
-            "missing: " + ", ".join(missing) if missing else ", ".join(_images.COURSE_IMAGES),
+            "missing: " + ", ".join(missing)
+            if missing
+            else ", ".join(_course_images.COURSE_IMAGES),
             "make images" if missing else "",
-        )
-    )
-    return findings
+        ),
+    ]
 
 
 def _architecture() -> list[Finding]:
@@ -119,36 +117,70 @@ def _architecture() -> list[Finding]:
 
 
 def _tools() -> list[Finding]:
+    wanted = [("kubectl", "the kubectl commands shown beside each helper")]
+    if backend() == "kind":  # on the local cluster or a shared one, kind is not needed
+        wanted.append(("kind", "the kind cluster"))
     findings = []
-    for tool, needed_for in (
-        ("kubectl", "the kubectl commands shown beside each helper"),
-        ("kind", "the kind cluster (learners' default)"),
-    ):
+    for tool, needed_for in wanted:
         path = shutil.which(tool)
+        fix = (
+            ""
+            if path
+            else f"install {tool} for {needed_for} (conda env, or https://kind.sigs.k8s.io)"
+        )
         findings.append(
-            Finding(
-                f"{tool} on PATH",
-                "pass" if path else "warn",
-                path or "not found",
-                ""
-                if path
-                else f"install {tool} for {needed_for} (conda env, or https://kind.sigs.k8s.io)",
-            )
+            Finding(f"{tool} on PATH", "pass" if path else "warn", path or "not found", fix)
         )
     return findings
+
+
+def _addons() -> list[Finding]:
+    """Cluster DNS, resource metrics and the default StorageClass: what chapters 4 to 6 need."""
+    dns = get_or_none("/apis/apps/v1/namespaces/kube-system/deployments/coredns")
+    dns_ready = bool(dns) and int((dns or {}).get("status", {}).get("readyReplicas", 0)) > 0
+    metrics = get_or_none("/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io")
+    metrics_ok = bool(metrics) and status.condition_true(metrics or {}, "Available")
+    classes = list_objects("storageclass")
+    default = [c for c in classes if _is_default(c)]
+    mode = default[0].raw.get("volumeBindingMode", "Immediate") if default else ""
+    return [
+        Finding(
+            "Cluster DNS (CoreDNS)",
+            "pass" if dns_ready else "warn",
+            "ready" if dns_ready else "not running: pods cannot find Services by name",
+            "" if dns_ready else "make cluster (it installs the add-ons)",
+        ),
+        Finding(
+            "Resource metrics (metrics-server)",
+            "pass" if metrics_ok else "warn",
+            "available" if metrics_ok else "missing: kubectl top and autoscaling do not work",
+            "" if metrics_ok else "make cluster (it installs metrics-server)",
+        ),
+        Finding(
+            "Default StorageClass",
+            "pass" if default else "warn",
+            f"{default[0].name} ({mode})"
+            if default
+            else "none: claims that name no class stay Pending",
+            "" if default else "make cluster (it installs the local-path provisioner)",
+        ),
+    ]
+
+
+def _is_default(storage_class: Object) -> bool:
+    annotations = storage_class.metadata.get("annotations") or {}
+    return annotations.get("storageclass.kubernetes.io/is-default-class") == "true"
 
 
 def _cluster() -> list[Finding]:
     name = f"Cluster ({backend()})"
     try:
-        version = _k8s.raw("/version")
+        version = request("GET", "/version")
     except CourseError as error:
         return [Finding(name, "fail", error.message.split(". ")[0], start_hint())]
-    findings = [
-        Finding(name, "pass", f"API server {version.get('gitVersion')} at {_k8s._server()}")
-    ]
-    nodes = _k8s.list_objects("nodes")
-    ready = [n.name for n in nodes if _k8s._condition_true(n.raw, "Ready")]
+    findings = [Finding(name, "pass", f"API server {version.get('gitVersion')} at {server()}")]
+    nodes = list_objects("nodes")
+    ready = [n.name for n in nodes if status.condition_true(n.raw, "Ready")]
     findings.append(
         Finding(
             "Nodes Ready",
@@ -157,11 +189,8 @@ def _cluster() -> list[Finding]:
             "" if ready else "look at the kubelet log; make cluster-status",
         )
     )
-    unhealthy = [
-        line
-        for line in str(_k8s.raw("/readyz", verbose="true")).splitlines()
-        if line.startswith("[-]")
-    ]
+    checks = str(request("GET", "/readyz", query={"verbose": "true"})).splitlines()
+    unhealthy = [line for line in checks if line.startswith("[-]")]
     findings.append(
         Finding(
             "Control plane /readyz",
@@ -170,7 +199,7 @@ def _cluster() -> list[Finding]:
             "see the API server log" if unhealthy else "",
         )
     )
-    leases = {lease.name for lease in _k8s.list_objects("leases", "kube-system")}
+    leases = {lease.name for lease in list_objects("leases", "kube-system")}
     missing = {"kube-scheduler", "kube-controller-manager"} - leases
     findings.append(
         Finding(
@@ -179,24 +208,10 @@ def _cluster() -> list[Finding]:
             "no leader lease: " + ", ".join(sorted(missing))
             if missing
             else "both hold their leader lease",
-            "",
+            "make cluster-status; their logs say why" if missing else "",
         )
     )
-    classes = _k8s.list_objects("storageclass")
-    default = [
-        c.name
-        for c in classes
-        if c.metadata.get("annotations", {}).get("storageclass.kubernetes.io/is-default-class")
-        == "true"
-    ]
-    findings.append(
-        Finding(
-            "Default StorageClass",
-            "pass" if default else "warn",
-            ", ".join(default) or "none: PVCs without storageClassName stay Pending",
-            "" if default else "make cluster (it creates 'standard')",
-        )
-    )
+    findings += _addons()
     on_nodes = {
         name
         for n in nodes
@@ -204,7 +219,7 @@ def _cluster() -> list[Finding]:
         for name in image.get("names") or []
     }
     missing_images = [
-        tag for tag in _images.COURSE_IMAGES if not ({tag, "docker.io/" + tag} & on_nodes)
+        tag for tag in _course_images.COURSE_IMAGES if not ({tag, "docker.io/" + tag} & on_nodes)
     ]
     findings.append(
         Finding(
@@ -218,7 +233,8 @@ def _cluster() -> list[Finding]:
 
 
 def doctor(*, cluster: bool = True) -> Report:
-    """Check Python packages, Docker, architecture, tools and (unless ``cluster=False``) the cluster.
+    """Check Python packages, Docker, architecture, tools and (unless ``cluster=False``) the
+    cluster and its add-ons. Each line passes, warns or fails, with the fix.
 
     CLI: ``make doctor``
     """
@@ -234,17 +250,8 @@ def doctor(*, cluster: bool = True) -> Report:
     for section in sections:
         try:
             findings += section()
-        except CourseError as error:
+        except CourseError as error:  # one section failing does not hide the others
             findings.append(
                 Finding(section.__name__.strip("_"), "fail", error.message, error.hint or "")
-            )
-        except Exception as error:  # the doctor reports; it never crashes the notebook
-            findings.append(
-                Finding(
-                    section.__name__.strip("_"),
-                    "fail",
-                    f"{type(error).__name__}: {error}",
-                    "run with COURSE_DEBUG=1 and report this",
-                )
             )
     return Report(findings)

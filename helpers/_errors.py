@@ -2,6 +2,7 @@
 
     CourseError                  anything helpers could not do; .hint says what to try next
     ├── CommandFailed            an external command failed; .command is pasteable
+    ├── WaitTimeout              something did not happen in time (last state + where to look)
     ├── DockerError
     │   ├── DockerNotRunning     no Docker engine answers
     │   ├── ImageNotFound        the image is not on this machine (and cannot be pulled)
@@ -13,12 +14,13 @@
     │   ├── ClusterUnreachable   the API server does not answer
     │   ├── Forbidden            your credentials may not do that
     │   ├── ManifestRejected     the API server refused a manifest (names the field)
-    │   ├── ObjectNotFound       no such object
-    │   └── WaitTimeout          a condition did not come true in time (last state + events)
+    │   └── ObjectNotFound       no such object
     └── CheckFailed              a grading check failed (also an AssertionError, for nbgrader)
 
-Errors from the docker and kubernetes client libraries are turned into these at the edge, so a
-learner reads one sentence and a fix instead of a stack trace from deep inside a library.
+Errors from the docker and kubernetes client libraries are turned into these at the edge, in one
+place per library (``_docker.engine.engine_errors`` and ``_k8s.client.api_errors``), so a learner
+reads one sentence and a fix instead of a stack trace from deep inside a library. A bug in the
+helpers themselves (a TypeError, say) is not dressed up as one of these.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class CourseError(Exception):
 
 class CommandFailed(CourseError):
     """An external command (kind, kubectl, ctr, ...) exited non-zero."""
+
+
+class WaitTimeout(CourseError):
+    """Something did not happen in time: a condition, a command, a page that should answer."""
 
 
 class DockerError(CourseError):
@@ -110,10 +116,6 @@ class ManifestRejected(KubernetesError):
 
 class ObjectNotFound(KubernetesError):
     """No such Kubernetes object."""
-
-
-class WaitTimeout(KubernetesError):
-    """A condition did not come true in time."""
 
 
 class CheckFailed(CourseError, AssertionError):

@@ -1,50 +1,70 @@
-"""Fetch a page from this machine (127.0.0.1 only), waiting briefly for a server that is starting."""
+"""``fetch``: one way to GET a page, from a port on this machine or from a pod or service in the
+cluster; and ``free_port``."""
 
 from __future__ import annotations
 
-import time
+import socket
 import urllib.error
 import urllib.request
 from urllib.parse import urlparse
 
-from ._errors import CourseError
+from ._deadline import poll
+from ._errors import CourseError, WaitTimeout
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-def fetch(url: str, *, timeout: float = 10.0) -> str:
-    """GET a page served on this machine and return its text.
+def fetch(
+    target: str, ns: str | None = None, *, path: str = "/", port: int = 80, timeout: float = 10.0
+) -> str:
+    """GET a page and return its text, retrying while the server is still starting (at most
+    ``timeout`` seconds).
 
-    Retries while the server is still starting, up to ``timeout`` seconds.
+    ``target`` is either a URL on this machine, or a pod or service in the cluster, reached
+    through the API server's proxy (``path`` and ``port`` say where in it):
+
     CLI: ``curl http://127.0.0.1:8080/``
+         ``kubectl get --raw /api/v1/namespaces/NS/pods/web:80/proxy/PATH`` (services: ``services/web:80``)
 
-    >>> fetch("http://127.0.0.1:8080/")   # doctest: +SKIP
+    >>> fetch("http://127.0.0.1:8080/")            # doctest: +SKIP
     '<!doctype html>...'
+    >>> fetch("pod/web", ns, path="/version")      # doctest: +SKIP
+    'v1\\n'
     """
-    host = urlparse(url).hostname
+    if "://" not in target:
+        from ._k8s.network import fetch_from_cluster
+
+        return fetch_from_cluster(target, ns, path=path, port=port, timeout=timeout)
+    host = urlparse(target).hostname
     if host not in _LOCAL_HOSTS:
         raise CourseError(
             f"The course only fetches from this machine, not {host!r}.",
             hint="Publish the port on 127.0.0.1 and fetch http://127.0.0.1:PORT/ instead.",
         )
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+
+    def attempt() -> str:
         try:
-            with urllib.request.urlopen(
-                url, timeout=max(1.0, deadline - time.monotonic())
-            ) as reply:
+            with urllib.request.urlopen(target, timeout=min(5.0, timeout)) as reply:
                 return bytes(reply.read()).decode(errors="replace")
         except urllib.error.HTTPError as error:
             raise CourseError(
-                f"{url} answered HTTP {error.code} {error.reason}.",
+                f"{target} answered HTTP {error.code} {error.reason}.",
                 hint="The server runs, but has no such page: check the path.",
             ) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-            last_error = error
-            time.sleep(0.2)
-    raise CourseError(
-        f"Nothing answered at {url} within {timeout:.0f} s ({last_error}).",
-        hint="Is the container running, and is that host port published on 127.0.0.1? "
-        "Look at docker.ps() and docker.logs(NAME).",
-    )
+
+    def gave_up(last: Exception | None) -> CourseError:
+        return WaitTimeout(
+            f"Nothing answered at {target} within {timeout:g} s ({last}).",
+            hint="Is the container running, and is that host port published on 127.0.0.1? "
+            "Look at docker.ps() and docker.logs(NAME).",
+        )
+
+    retry = (urllib.error.URLError, ConnectionError, TimeoutError)
+    return poll(attempt, timeout=timeout, what=f"GET {target}", retry_on=retry, on_timeout=gave_up)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -16,8 +16,8 @@ from typing import Any
 import ipywidgets as widgets
 from matplotlib.figure import Figure  # a bare Figure draws with Agg, whatever the backend
 
-from ._docker import Usage
 from ._identity import grading_mode
+from ._types import Usage
 
 Sampler = Callable[[], Sequence[Usage]]
 

@@ -8,10 +8,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
-
-from ._errors import CourseError
 
 
 class Table:
@@ -83,21 +80,27 @@ def step(title: str) -> Iterator[None]:
     print(f" {_mark(True)} {title} ({time.monotonic() - start:.1f} s)", flush=True)
 
 
-@dataclass(frozen=True)
-class ExecResult:
-    """What a command run inside a container did, like ``subprocess.CompletedProcess``."""
+class Picture:
+    """A drawn picture (PNG) that shows itself in a notebook and can be saved."""
 
-    command: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
+    def __init__(self, png: bytes) -> None:
+        self.png = png
 
-    def check_returncode(self) -> None:
-        if self.returncode != 0:
-            raise CourseError(
-                f"{self.command} exited with code {self.returncode}.",
-                output=self.stderr or self.stdout,
-            )
+    @classmethod
+    def of(cls, figure: Any) -> Picture:
+        """The picture of a matplotlib figure."""
+        import io
 
-    def __str__(self) -> str:
-        return self.stdout + self.stderr
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return cls(buffer.getvalue())
+
+    def save(self, path: str) -> None:
+        with open(path, "wb") as handle:
+            handle.write(self.png)
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def __repr__(self) -> str:
+        return f"<picture, {len(self.png)} bytes of PNG>"

@@ -24,6 +24,8 @@ def _show_course_error(
 def setup(chapter_name: str) -> Chapter:
     """Start a notebook: name the chapter, and show course errors as one message and a fix.
 
+    CLI: ``export COURSE_LEARNER=alice`` (who you are; the default is your login name)
+
     >>> me = setup("01-containers")   # doctest: +SKIP
     >>> me.prefix                     # doctest: +SKIP
     'alice-01'

@@ -1,50 +1,53 @@
-"""Kubernetes for the course: a few verbs, each the REST call (and kubectl command) it names.
+"""Kubernetes for the course: a few verbs, each the REST request (and kubectl command) it names.
 
 >>> from helpers import k8s
->>> ns = k8s.namespace("03-pods")                       # doctest: +SKIP
+>>> ns = k8s.namespace()                                # doctest: +SKIP
 >>> k8s.apply("manifests/two-containers.yaml", ns)      # doctest: +SKIP
 >>> k8s.wait("pod/two-containers", "Ready", ns)         # doctest: +SKIP
 >>> k8s.logs("two-containers", ns, container="web")     # doctest: +SKIP
+
+**Namespaces.** A call about namespaced objects takes ``ns``. Leave it out and it uses your
+namespace for this chapter, the one ``k8s.namespace()`` returns (``alice-03-pods``). Listing calls
+(``list_objects``, ``events``) look across every namespace only with ``all_namespaces=True``.
+Cluster-wide kinds (nodes, namespaces, persistent volumes, storage classes) ignore ``ns``.
+
+**Kinds.** Wherever a call takes ``"kind/name"`` or a kind, any name kubectl accepts works:
+``pod``, ``pods``, ``po``, ``deploy``, ``deployments.apps``, ``pvc``, ``sts``, ... They are read
+from the cluster (``kubectl api-resources``), so kinds the cluster adds work too.
+
+**Errors.** Every failure is a ``helpers.errors.CourseError`` that says what happened and what
+to do next; the client library's own exceptions never reach you.
+
+The code is in ``helpers/_k8s/``, one module per concern.
 """
 
 from ._cluster import backend, load_image
 from ._diagram import architecture
-from ._k8s import (
+from ._k8s.client import request
+from ._k8s.metrics import nodes, usage
+from ._k8s.network import api_proxy, port_forward
+from ._k8s.objects import (
     Object,
-    api_proxy,
     apply,
     delete,
     delete_namespace,
-    events,
-    exec,
     exists,
-    fetch,
     get,
     list_objects,
-    logs,
     namespace,
-    nodes,
-    pod_status,
-    pods,
-    port_forward,
-    raw,
-    request,
-    rollback,
-    rollout_history,
-    scale,
-    set_image,
-    summary,
-    usage,
-    wait,
 )
+from ._k8s.pods import events, exec, logs, pods
+from ._k8s.waiting import wait
+from ._k8s.workloads import rollback, rollout_history, scale, set_image
 from ._monitor import Monitor as _Monitor
 from ._monitor import live as _live
 
 
 def monitor(ns: str | None = None, *, containers: bool = False, interval: float = 2.0) -> _Monitor:
     """A live CPU and memory plot of the pods in a namespace, from the kubelet's Summary API.
+    It starts at once; ``.stop()`` ends it and leaves the last picture.
 
-    CLI (with metrics-server): ``kubectl top pods -n NS``
+    CLI: ``kubectl top pods -n NS`` (repeatedly; it asks metrics-server)
     """
     return _live(lambda: usage(ns, containers=containers), title=f"pods in {ns}", interval=interval)
 
@@ -60,7 +63,6 @@ __all__ = [
     "events",
     "exec",
     "exists",
-    "fetch",
     "get",
     "list_objects",
     "load_image",
@@ -68,16 +70,13 @@ __all__ = [
     "monitor",
     "namespace",
     "nodes",
-    "pod_status",
     "pods",
     "port_forward",
-    "raw",
     "request",
     "rollback",
     "rollout_history",
     "scale",
     "set_image",
-    "summary",
     "usage",
     "wait",
 ]

@@ -17,16 +17,16 @@ def _learner(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
-    from helpers import _docker
+    from helpers._docker.engine import client
 
-    _docker.client()  # raises DockerNotRunning, which fails loudly instead of skipping
+    client()  # raises DockerNotRunning, which fails loudly instead of skipping
 
 
 @pytest.fixture(scope="session")
 def cluster() -> None:
     from helpers import k8s
 
-    k8s.raw("/version")  # raises ClusterUnreachable with the fix; no test is skipped
+    k8s.request("GET", "/version")  # raises ClusterUnreachable with the fix; no test is skipped
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+import helpers
 from helpers import _identity, docker, k8s
 from helpers._errors import ClusterUnreachable, CourseError, ManifestRejected, WaitTimeout
 
@@ -84,11 +85,9 @@ def test_a_pod_from_the_course_image_runs_and_answers(ns: str) -> None:
     assert "web v1 starting" in k8s.logs("web", ns)
     result = k8s.exec("web", "cat /www/version; exit 4", ns)
     assert result.stdout.strip() == "v1" and result.returncode == 4
-    page = k8s.fetch("pod/web", ns)
+    page = helpers.fetch("pod/web", ns)
     assert "Course web app v1" in page and "Served by web" in page
     with k8s.port_forward("pod/web", 80, ns) as local_port:
-        import helpers
-
         assert helpers.fetch(f"http://127.0.0.1:{local_port}/version").strip() == "v1"
     assert "response:200" in k8s.logs("web", ns)
     table = k8s.pods(ns)
@@ -126,7 +125,7 @@ def test_a_deployment_scales_and_replaces_a_deleted_pod(ns: str) -> None:
 
 def versions_served(ns: str, selector: str) -> set[str]:
     live = [p["name"] for p in k8s.pods(ns, selector=selector) if p["status"] != "Terminating"]
-    return {k8s.fetch(f"pod/{name}", ns, path="/version").strip() for name in live}
+    return {helpers.fetch(f"pod/{name}", ns, path="/version").strip() for name in live}
 
 
 def test_a_rolling_update_completes_and_rolls_back(ns: str) -> None:
@@ -230,7 +229,7 @@ def test_course_images_are_loaded_into_the_cluster(ns: str) -> None:
         k8s.load_image(tag)
         k8s.apply(pod("loaded", image=tag), ns)
         k8s.wait("pod/loaded", "Ready", ns, timeout=60)
-        assert k8s.fetch("pod/loaded", ns, path="/version").strip() == "loaded"
+        assert helpers.fetch("pod/loaded", ns, path="/version").strip() == "loaded"
     finally:
         docker.cleanup()
     with pytest.raises(CourseError, match="fixed version tag"):
@@ -287,7 +286,7 @@ def test_a_wait_that_times_out_reports_the_last_state_and_events(ns: str) -> Non
 def test_an_unreachable_cluster_says_how_to_start_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from helpers import _k8s
+    from helpers._k8s import client
 
     dead = tmp_path / "dead.kubeconfig"
     dead.write_text(
@@ -312,14 +311,14 @@ def test_an_unreachable_cluster_says_how_to_start_it(
     )
     monkeypatch.setenv("KUBECONFIG", str(dead))
     monkeypatch.setenv("COURSE_CLUSTER", "local")
-    _k8s._forget_client()
+    client.reconnect()
     try:
         with pytest.raises(ClusterUnreachable) as caught:
-            k8s.raw("/version")
+            k8s.request("GET", "/version")
         assert "make cluster" in str(caught.value) and "127.0.0.1:9" in str(caught.value)
     finally:
         monkeypatch.undo()
-        _k8s._forget_client()
+        client.reconnect()
 
 
 def test_the_pod_monitor_plots_the_summary_api(ns: str) -> None:
@@ -343,7 +342,8 @@ def test_a_stopped_api_server_is_reported_and_make_cluster_restarts_it(ns: str) 
     import signal
     import subprocess
 
-    from helpers import _cluster, _k8s
+    from helpers import _cluster
+    from helpers._k8s import client
 
     if _cluster.backend() != "local":
         pytest.skip("stops a process of the local cluster; kind is covered by the kubeconfig test")
@@ -353,7 +353,7 @@ def test_a_stopped_api_server_is_reported_and_make_cluster_restarts_it(ns: str) 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                k8s.raw("/version")
+                k8s.request("GET", "/version")
             except ClusterUnreachable as error:
                 assert "make cluster CLUSTER=local" in str(error) and "127.0.0.1:6443" in str(error)
                 break
@@ -365,5 +365,5 @@ def test_a_stopped_api_server_is_reported_and_make_cluster_restarts_it(ns: str) 
             time.sleep(0.2)
         repo = Path(__file__).resolve().parent.parent
         subprocess.run(["bash", str(repo / "cluster/local/up.sh")], check=True, capture_output=True)
-        _k8s._forget_client()
-    assert k8s.raw("/version")["gitVersion"].startswith("v1.")
+        client.reconnect()
+    assert k8s.request("GET", "/version")["gitVersion"].startswith("v1.")

@@ -97,15 +97,17 @@ def test_unknown_container_lists_yours(chapter01: None) -> None:
 def test_stopped_daemon_says_how_to_start_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
-    from helpers import _docker
+    from helpers._docker import engine
 
-    monkeypatch.setattr(_docker, "_client", None)
+    engine.reconnect()
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/no-docker-here.sock")
-    with pytest.raises(DockerNotRunning) as caught:
-        _docker.client()
-    assert "make docker" in str(caught.value) or "Docker Desktop" in str(caught.value)
-    monkeypatch.delenv("DOCKER_HOST")
-    monkeypatch.setattr(_docker, "_client", None)
+    try:
+        with pytest.raises(DockerNotRunning) as caught:
+            engine.client()
+        assert "make docker" in str(caught.value) or "Docker Desktop" in str(caught.value)
+    finally:
+        monkeypatch.delenv("DOCKER_HOST")
+        engine.reconnect()
 
 
 def test_checks_explain_what_was_expected_and_found(chapter01: None) -> None:

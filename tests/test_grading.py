@@ -13,7 +13,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from helpers import _instructor
+from helpers import _instructor, k8s
 from tests.planted import PLANTED, Planted
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
@@ -50,16 +50,16 @@ def submit(
 
 
 def _cleanup_students(prefix: str) -> None:
-    from helpers import _docker, _k8s
+    from helpers._docker.engine import client
 
-    for container in _docker.client().containers.list(
+    for container in client().containers.list(
         all=True, filters={"label": "course.learner"}
     ):
         if str(container.labels.get("course.learner", "")).startswith(prefix):
             container.remove(force=True)
-    for ns in _k8s.list_objects("namespaces"):
-        if ns.metadata.get("labels", {}).get("course.learner", "").startswith(prefix):
-            _k8s.delete_namespace(ns.name, wait_until_gone=False)
+    for ns in k8s.list_objects("namespaces"):
+        if ns.labels.get("course.learner", "").startswith(prefix):
+            k8s.delete_namespace(ns.name, wait_until_gone=False)
 
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
@@ -166,21 +166,21 @@ def test_feedback_and_csv_export(graded: Any) -> None:
 
 
 def test_two_students_do_not_disturb_each_other(graded: Any) -> None:
-    from helpers import _docker, _k8s
+    from helpers._docker.engine import client
 
     root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
 
     def belongings(student: str) -> dict[str, str]:
         found = {
             f"container/{c.name}": str(c.id)
-            for c in _docker.client().containers.list(
+            for c in client().containers.list(
                 all=True, filters={"label": f"course.learner={student}"}
             )
         }
-        for ns in _k8s.list_objects("namespaces"):
-            if ns.metadata.get("labels", {}).get("course.learner") == student:
+        for ns in k8s.list_objects("namespaces"):
+            if ns.labels.get("course.learner") == student:
                 found.update(
-                    {f"pod/{p.name}": p.metadata["uid"] for p in _k8s.list_objects("pods", ns.name)}
+                    {f"pod/{p.name}": p.metadata["uid"] for p in k8s.list_objects("pods", ns.name)}
                 )
         return found
 

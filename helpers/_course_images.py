@@ -7,10 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import docker.errors
-
-from ._docker import build_image, client
-from ._errors import ImageNotFound
+from ._docker.engine import client, engine_errors, find_image
+from ._docker.images import build_image
+from ._errors import DockerError, ImageNotFound
 from ._output import step
 
 IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
@@ -21,12 +20,8 @@ SOURCE_LABEL = "course.source-hash"
 _STATIC_BUSYBOX = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
 
 
-def _has_image(tag: str) -> bool:
-    try:
-        client().images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
+def has_image(tag: str) -> bool:
+    return find_image(tag) is not None
 
 
 def _static_busybox() -> Path | None:
@@ -45,7 +40,7 @@ def _is_static(binary: Path) -> bool:
 
 def ensure_base() -> str:
     """Make sure busybox:1.35 exists: built from Debian's static busybox, or pulled when online."""
-    if _has_image(BASE_IMAGE):
+    if has_image(BASE_IMAGE):
         return BASE_IMAGE
     busybox = _static_busybox()
     if busybox is not None:
@@ -59,8 +54,9 @@ def ensure_base() -> str:
         return BASE_IMAGE
     with step(f"Pulling {BASE_IMAGE}"):
         try:
-            client().images.pull(BASE_IMAGE)
-        except docker.errors.APIError as error:
+            with engine_errors(f"docker pull {BASE_IMAGE}"):
+                client().images.pull(BASE_IMAGE)
+        except DockerError as error:
             raise ImageNotFound(
                 f"{BASE_IMAGE} is not here, could not be pulled, and no static busybox was found.",
                 hint="On Debian/Ubuntu: sudo apt-get install busybox-static, then `make images`.",
@@ -78,11 +74,8 @@ def source_hash(folder: Path) -> str:
 
 
 def _up_to_date(tag: str, wanted: str) -> bool:
-    try:
-        labels = client().images.get(tag).labels or {}
-    except docker.errors.ImageNotFound:
-        return False
-    return labels.get(SOURCE_LABEL) == wanted
+    found = find_image(tag)
+    return found is not None and (found.labels or {}).get(SOURCE_LABEL) == wanted
 
 
 def build_course_images(*, force: bool = False) -> list[str]:

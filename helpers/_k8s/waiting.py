@@ -1,0 +1,183 @@
+"""Waiting for an object to reach a condition, driven by a watch (as ``kubectl wait`` is)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .._deadline import Deadline
+from .._errors import ClusterUnreachable, Forbidden, KubernetesError, WaitTimeout
+from . import status
+from .client import api_errors, get_or_none, send
+from .discovery import split_target
+from .objects import Object, list_objects, namespace_for
+
+Raw = Mapping[str, Any]
+
+
+def satisfied(raw: Raw, condition: str) -> bool:
+    """Whether an object (its JSON, with ``kind``) meets ``condition``."""
+    kind, state = raw.get("kind"), raw.get("status") or {}
+    if condition == "exists":
+        return True
+    if condition == "Ready" and kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+        wanted = int((raw.get("spec") or {}).get("replicas", 1))
+        return int(state.get("readyReplicas", 0)) == wanted
+    if condition in ("Complete", "Available") and kind in ("Deployment", "StatefulSet"):
+        return status.rollout_complete(raw)
+    if condition == "Bound":
+        return state.get("phase") == "Bound"
+    if kind == "Pod":
+        if condition == "Ready":
+            return status.condition_true(raw, "Ready")
+        if condition == "Unschedulable":
+            return any(
+                c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+                for c in state.get("conditions") or []
+            )
+        if condition in ("Pending", "Running", "Succeeded", "Failed"):
+            return state.get("phase") == condition
+        if status.pod_status(raw) == condition:
+            return True
+    return status.condition_true(raw, condition)
+
+
+def _stuck_pods(ns: str | None, raw: Raw, condition: str) -> str | None:
+    """Why the wait cannot succeed, if a pod it depends on is stuck for good."""
+    if condition in status.HOPELESS_REASONS or condition in (
+        "Failed",
+        "Succeeded",
+        "deleted",
+        "exists",
+    ):
+        return None
+    kind = raw.get("kind")
+    if kind == "Pod":
+        candidates = [raw]
+    elif kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+        labels = ((raw.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        candidates = (
+            [p.raw for p in list_objects("pods", ns, selector=selector)] if selector else []
+        )
+    else:
+        return None
+    for pod in candidates:
+        pod_state = pod.get("status") or {}
+        for container in (pod_state.get("initContainerStatuses") or []) + (
+            pod_state.get("containerStatuses") or []
+        ):
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in status.HOPELESS_REASONS:
+                return (
+                    f"pod/{pod['metadata']['name']} container {container.get('name')!r} is "
+                    f"{reason}: {status.HOPELESS_REASONS[reason]}."
+                )
+    return None
+
+
+def _watch(path: str, name: str, resource_version: str, seconds: int) -> Iterator[dict[str, Any]]:
+    """Changes to one object: ``GET PATH?watch=1&fieldSelector=metadata.name=NAME``."""
+    query = {
+        "watch": "1",
+        "fieldSelector": f"metadata.name={name}",
+        "resourceVersion": resource_version,
+        "timeoutSeconds": str(max(1, seconds)),
+    }
+    with api_errors(f"watching {name}"):
+        stream = send("GET", path, query=query, timeout=seconds + 10)
+        try:
+            buffer = b""
+            for chunk in stream.stream(amt=None, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            stream.release_conn()
+
+
+def wait(target: str, condition: str, ns: str | None = None, *, timeout: float = 60) -> Object:
+    """Wait until ``target`` meets ``condition``; returns the object as it was then (for
+    ``deleted``: as it was last seen).
+
+    Conditions, and the kubectl command that waits for the same:
+
+    ==================  ==================================================================
+    ``Ready``           ``kubectl wait --for=condition=Ready pod/web`` (pods; deployments:
+                        all replicas ready)
+    ``Complete``        ``kubectl rollout status deploy/web`` (a rollout has finished)
+    ``Bound``           ``kubectl wait --for=jsonpath='{.status.phase}'=Bound pvc/data``
+    ``deleted``         ``kubectl wait --for=delete pod/web``
+    ``exists``          ``kubectl wait --for=create pod/web``
+    a pod phase         ``kubectl wait --for=jsonpath='{.status.phase}'=Failed pod/web``
+    ``Unschedulable``   ``kubectl wait --for=condition=PodScheduled=false pod/web``
+    a pod status        ``CrashLoopBackOff`` and the like, as the STATUS column shows it
+    any other word      a status condition of that type: ``--for=condition=WORD``
+    ==================  ==================================================================
+
+    A pod that cannot get there (ErrImagePull, CrashLoopBackOff) ends the wait early with the
+    reason; a timeout says the last state seen and shows recent events.
+
+    CLI: ``kubectl wait --for=condition=Ready pod/web -n NS --timeout=60s``
+
+    >>> wait("pod/web", "Ready", ns)   # doctest: +SKIP
+    pod/web in alice-03-pods: Running, ready 1/1
+    """
+    resource, name = split_target(target)
+    where = namespace_for(resource, ns)
+    collection = resource.collection(where)
+    deadline = Deadline(timeout)
+    last: dict[str, Any] | None = None
+    trouble_check = Deadline(0)
+
+    def seen(raw: Mapping[str, Any]) -> Object | None:
+        nonlocal last, trouble_check
+        last = {"kind": resource.kind, "apiVersion": resource.api_version, **raw}
+        if condition != "deleted" and satisfied(last, condition):
+            return Object(last)
+        if trouble_check.expired:
+            trouble_check = Deadline(2)
+            stuck = _stuck_pods(where, last, condition)
+            if stuck:
+                raise WaitTimeout(
+                    f"{target} will not become {condition}: {stuck}",
+                    hint=f"Look at: k8s.events({where!r}, about={target!r}), and fix the manifest.",
+                )
+        return None
+
+    while True:
+        current = get_or_none(f"{collection}/{name}")
+        if current is None and condition == "deleted":
+            return Object(
+                last or {"kind": resource.kind, "metadata": {"name": name, "namespace": where}}
+            )
+        if current is not None and (done := seen(current)):
+            return done
+        if deadline.expired:
+            break
+        version = (current or {}).get("metadata", {}).get("resourceVersion", "")
+        try:
+            for event in _watch(collection, name, version, int(min(deadline.remaining, 5)) or 1):
+                if event.get("type") == "DELETED" and condition == "deleted":
+                    return Object(last or event.get("object") or {})
+                if event.get("type") in ("ADDED", "MODIFIED") and (done := seen(event["object"])):
+                    return done
+                if event.get("type") == "ERROR" or trouble_check.expired or deadline.expired:
+                    break  # an expired resourceVersion, or time to look at the pods again
+        except (ClusterUnreachable, Forbidden):
+            raise
+        except KubernetesError:
+            deadline.sleep(0.2)  # e.g. the watch was refused for an old version: read it again
+    from .pods import events
+
+    state = status.summary(last) if last else "it does not exist"
+    recent = events(where, about=target, limit=5) if where and last else None
+    raise WaitTimeout(
+        f"{target} was not {condition} after {timeout:g} s. Last state seen: {state}.",
+        hint=f"Look at: k8s.events({where!r}, about={target!r}) and k8s.pods({where!r}).",
+        output=str(recent) if recent is not None and len(recent) else None,
+    )
