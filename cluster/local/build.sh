@@ -11,10 +11,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=cluster/local/versions.sh
 source "$here/versions.sh"
-
-step() { printf ' • %s\n' "$*"; }
-ok() { printf ' ✓ %s\n' "$*"; }
-fail() { printf ' ✗ %s\n' "$*" >&2; exit 1; }
+# shellcheck source=cluster/lib.sh
+source "$here/../lib.sh"
 
 all_present() {
   for b in "${K8S_BINARIES[@]}" etcd etcdctl pause; do [ -x "$BIN_DIR/$b" ] || return 1; done
@@ -30,11 +28,12 @@ arch=$(go env GOARCH 2>/dev/null || uname -m | sed 's/x86_64/amd64/;s/aarch64/ar
 try_download() {
   command -v curl >/dev/null || return 1
   curl -fsS --max-time 5 -o /dev/null "https://dl.k8s.io/release/$K8S_VERSION/bin/linux/$arch/kubectl.sha256" 2>/dev/null || return 1
-  step "Downloading Kubernetes $K8S_VERSION release binaries"
+  step "Downloading Kubernetes $K8S_VERSION release binaries, each checked against its published SHA-256"
   for b in "${K8S_BINARIES[@]}"; do
-    curl -fsSL --retry 2 -o "$BIN_DIR/$b" "https://dl.k8s.io/release/$K8S_VERSION/bin/linux/$arch/$b" && chmod +x "$BIN_DIR/$b" || return 1
+    [ -x "$BIN_DIR/$b" ] && continue
+    download_verified "https://dl.k8s.io/release/$K8S_VERSION/bin/linux/$arch/$b" "$BIN_DIR/$b" || return 1
   done
-  return 0
+  ok "Kubernetes $K8S_VERSION binaries downloaded and verified"
 }
 
 build_kubernetes() {
@@ -68,12 +67,11 @@ build_kubernetes() {
   for b in "${K8S_BINARIES[@]}"; do
     i=$((i + 1))
     [ -x "$BIN_DIR/$b" ] && { ok "$b (cached)"; continue; }
-    local start=$SECONDS
     step "Building $b ($i/$n; measured cold on 2 cores: kube-apiserver ~3 min, then the rest share its cache, ~5 min in all)"
     (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags selinux,notest,grpcnotrace \
       -ldflags "$ld" -o "$BIN_DIR/$b.tmp" "k8s.io/kubernetes/cmd/$b") || fail "go build of $b failed; rerun: $0"
     mv "$BIN_DIR/$b.tmp" "$BIN_DIR/$b"
-    ok "$b built in $((SECONDS - start)) s"
+    ok "$b built"
   done
 }
 
@@ -83,13 +81,12 @@ build_etcd() {
   mkdir -p "$src"
   printf 'module course.local/etcd-build\n\ngo 1.24\n\nrequire (\n  go.etcd.io/etcd/server/v3 %s\n  go.etcd.io/etcd/etcdctl/v3 %s\n)\n' \
     "$ETCD_VERSION" "$ETCD_VERSION" > "$src/go.mod"
-  local start=$SECONDS
   step "Building etcd $ETCD_VERSION and etcdctl"
   (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/etcd.tmp" go.etcd.io/etcd/server/v3 &&
     CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/etcdctl" go.etcd.io/etcd/etcdctl/v3) ||
     fail "go build of etcd failed; rerun: $0"
   mv "$BIN_DIR/etcd.tmp" "$BIN_DIR/etcd"
-  ok "etcd built in $((SECONDS - start)) s"
+  ok "etcd built"
 }
 
 build_pause() {

@@ -6,20 +6,14 @@
 # dockerd it only checks, and tells you how to start Docker if it is not running.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=cluster/local/versions.sh
 source "$here/versions.sh"
-
-ok() { printf ' ✓ %s\n' "$*"; }
-step() { printf ' • %s\n' "$*"; }
-fail() { printf ' ✗ %s\n' "$*" >&2; exit 1; }
+# shellcheck source=cluster/lib.sh
+source "$here/../lib.sh"
+pids=$STATE_DIR/pids
 
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
 containerd_answers() { timeout 5 ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; }
-
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-  local limit=$1 what=$2; shift 2
-  for _ in $(seq "$limit"); do "$@" && return 0; sleep 1; done
-  return 1
-}
 
 write_containerd_config() {
   mkdir -p /etc/containerd "$LOG_DIR"
@@ -60,16 +54,20 @@ start_containerd() {
   command -v containerd >/dev/null || fail "containerd is not installed (Debian: apt-get install containerd)"
   write_containerd_config
   step "Starting containerd (log: $LOG_DIR/containerd.log)"
+  mkdir -p "$pids"
   nohup containerd --config "$CONTAINERD_CONFIG" >>"$LOG_DIR/containerd.log" 2>&1 &
-  wait_for 30 containerd containerd_answers || fail "containerd did not answer within 30 s; see $LOG_DIR/containerd.log"
+  echo $! >"$pids/containerd.pid"
+  wait_for_component containerd "$pids/containerd.pid" "$LOG_DIR/containerd.log" 30 containerd_answers
   ok "containerd started"
 }
 
 start_dockerd() {
   command -v dockerd >/dev/null || fail "dockerd is not installed (Debian: apt-get install docker.io)"
   step "Starting dockerd on the shared containerd (log: $LOG_DIR/dockerd.log)"
+  mkdir -p "$pids"
   nohup dockerd --containerd="$CONTAINERD_SOCK" >>"$LOG_DIR/dockerd.log" 2>&1 &
-  wait_for 60 dockerd docker_answers || fail "dockerd did not answer within 60 s; see $LOG_DIR/dockerd.log"
+  echo $! >"$pids/dockerd.pid"
+  wait_for_component dockerd "$pids/dockerd.pid" "$LOG_DIR/dockerd.log" 60 docker_answers
   ok "Docker engine started"
 }
 
