@@ -149,6 +149,8 @@ def api_errors(what: str) -> Iterator[None]:
     except CourseError:
         raise
     except ApiException as error:
+        if not error.status:  # the stream clients report a failed connection as status 0
+            raise unreachable(error, what) from None
         raise _from_api_exception(error, what) from None
     except CONNECTION_ERRORS as error:
         raise unreachable(error, what) from None
