@@ -52,9 +52,7 @@ def submit(
 def _cleanup_students(prefix: str) -> None:
     from helpers._docker.engine import client
 
-    for container in client().containers.list(
-        all=True, filters={"label": "course.learner"}
-    ):
+    for container in client().containers.list(all=True, filters={"label": "course.learner"}):
         if str(container.labels.get("course.learner", "")).startswith(prefix):
             container.remove(force=True)
     for ns in k8s.list_objects("namespaces"):

@@ -119,19 +119,19 @@ def test_a_refused_pod_update_says_delete_and_recreate() -> None:
     assert "delete the object and create it again" in (error.hint or "")
     assert "apply it again" not in (error.hint or "")
 
+
 def test_connection_errors_become_cluster_unreachable_and_bugs_stay_bugs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import urllib3
 
     monkeypatch.setenv("COURSE_CLUSTER", "local")
-    with pytest.raises(helpers.errors.ClusterUnreachable) as caught:
-        with client.api_errors("GET /version"):
-            raise urllib3.exceptions.MaxRetryError(None, "/")  # type: ignore[arg-type]
+    with pytest.raises(helpers.errors.ClusterUnreachable) as caught, client.api_errors("x"):
+        raise urllib3.exceptions.MaxRetryError(None, "/")  # type: ignore[arg-type]
     assert caught.value.hint and "make cluster" in caught.value.hint
-    with pytest.raises(AttributeError):  # a bug in the helpers is not dressed as a cluster error
-        with client.api_errors("GET /version"):
-            raise AttributeError("'ApiClient' object has no attribute 'param_serialize'")
+    # A bug in the helpers is not dressed up as a cluster error.
+    with pytest.raises(AttributeError), client.api_errors("GET /version"):
+        raise AttributeError("'ApiClient' object has no attribute 'param_serialize'")
 
 
 def _pod(waiting: str | None = None, phase: str = "Pending", ready: bool = False) -> dict:  # type: ignore[type-arg]
@@ -172,7 +172,9 @@ def test_wait_conditions() -> None:
     assert not waiting.satisfied(rolling, "Complete"), "an old pod is still there"
     rolling["status"]["replicas"] = 3  # type: ignore[index]
     assert waiting.satisfied(rolling, "Complete")
-    assert waiting.satisfied({"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}}, "Bound")
+    assert waiting.satisfied(
+        {"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}}, "Bound"
+    )
 
 
 def test_targets_resolve_every_name_the_server_lists(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,7 +248,7 @@ def test_manifests_load_from_text_and_reject_junk(tmp_path: Path) -> None:
         objects.load_manifests("a: [\n  b")
     with pytest.raises(ManifestRejected, match="apiVersion, kind"):
         objects.load_manifests("just: text\nmore: text")
-    with pytest.raises(ManifestRejected, match="no metadata.name"):
+    with pytest.raises(ManifestRejected, match=r"no metadata\.name"):
         objects.load_manifests({"apiVersion": "v1", "kind": "Pod", "metadata": {}})
     with pytest.raises(CourseError, match="no manifest file"):
         objects.load_manifests(str(tmp_path / "missing.yaml"))
@@ -264,7 +266,7 @@ def test_poll_retries_until_an_answer_and_gives_up_at_the_deadline() -> None:
     answers = iter([None, None, "ready"])
     assert poll(lambda: next(answers), timeout=5, what="x", interval=0.01) == "ready"
     started = time.monotonic()
-    with pytest.raises(WaitTimeout, match="nothing did not happen within 0.3 s"):
+    with pytest.raises(WaitTimeout, match=r"nothing did not happen within 0\.3 s"):
         poll(lambda: None, timeout=0.3, what="nothing", interval=0.05)
     assert time.monotonic() - started < 1.0
 

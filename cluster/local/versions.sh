@@ -19,3 +19,7 @@ POD_CIDR=10.88.0.0/16
 POD_GATEWAY=10.88.0.1
 SERVICE_CIDR=10.0.0.0/24
 VOLUMES_DIR=$STATE_DIR/volumes
+# CoreDNS's Service (cluster/addons/coredns.yaml) and the kubelet's clusterDNS; in the lower part
+# of SERVICE_CIDR that the API server never hands out on its own.
+CLUSTER_DNS_IP=10.0.0.10
+CLUSTER_DOMAIN=cluster.local
