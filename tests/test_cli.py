@@ -106,7 +106,7 @@ def test_apply_shares_its_fields_with_kubectl_apply_server_side(ns: str, tmp_pat
     manifest.write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata: {by: kubectl}\n"
     )
-    dry = documented_command(k8s.apply, NS=ns, FILE=str(manifest)) + ["--dry-run=server"]
+    dry = [*documented_command(k8s.apply, NS=ns, FILE=str(manifest)), "--dry-run=server"]
     run(dry)
     assert not k8s.exists("configmap/notes", ns), "a dry run stores nothing"
     k8s.apply(manifest, ns, dry_run=True)
@@ -189,7 +189,7 @@ def web(docker_engine: None) -> Iterator[str]:
 
 def test_docker_ps_inspect_logs_exec_match_the_cli(web: str) -> None:
     names = run(
-        documented_command(docker.ps, **{"^alice-01-": "^pytest-92-"}) + ["--format", "{{.Names}}"]
+        [*documented_command(docker.ps, **{"^alice-01-": "^pytest-92-"}), "--format", "{{.Names}}"]
     )
     assert names.split() == [web] == [f"pytest-92-{n}" for n in docker.ps().column("name")]
     inspected = json.loads(run(documented_command(docker.inspect, **{"alice-01-web": web})))
