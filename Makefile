@@ -104,7 +104,7 @@ doctor: setup ## check that this machine is ready for the course
 	@$(PY) -m helpers doctor
 
 bench: cluster ## print benchmark numbers (cluster start, rollout, wait latency, memory)
-	@$(PY) -m tests.bench
+	@$(PY) -m helpers bench
 
 clean: ## remove course containers, the Python environment and nbgrader's work folders
 	-@$(PY) -m helpers cleanup 2>/dev/null

@@ -1,5 +1,5 @@
-"""Command line: ``python -m helpers doctor | images | cleanup | release | grade`` (the Makefile
-calls these)."""
+"""Command line: ``python -m helpers doctor | images | cleanup | release | grade | bench`` (the
+Makefile calls these)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         "--everyone", action="store_true", help="every learner's, not only yours (instructors)"
     )
     commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
+    commands.add_parser("bench", help="print benchmark numbers of the cluster and the helpers")
     grade_cmd = commands.add_parser("grade", help="autograde submissions, feedback, grades.csv")
     grade_cmd.add_argument("submissions", nargs="?", help="folder of <student>/<assignment>/")
     args = parser.parse_args(argv)
@@ -66,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "cleanup":
             return _cleanup(args.everyone)
+        if args.command == "bench":
+            from ._bench import main as bench
+
+            bench()
+            return 0
         if args.command == "release":
             _instructor.release()
             return 0

@@ -1,8 +1,9 @@
-"""Benchmarks of the local cluster and the helpers (`make bench`). Prints numbers; asserts nothing.
+"""Benchmarks (``make bench``, ``python -m helpers bench``): prints numbers, asserts nothing.
 
-warm start to node Ready, idle memory of the cluster's processes, a 3-replica Deployment to
-all replicas ready, a new image to rollout complete, and how long after a condition comes
-true a wait helper returns.
+On the cluster ``make`` chose (CLUSTER=local|kind|kubeconfig): a 3-replica Deployment to all
+replicas ready, a new image to rollout complete, and how long after a condition comes true
+``wait`` returns. On the local cluster also: warm start to node Ready, and the idle memory of
+its processes.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "cloud-native-course"))
 COMPONENTS = (
     "etcd",
     "kube-apiserver",
@@ -56,7 +60,8 @@ def wait_gap(ns: str, rounds: int = 5) -> tuple[list[float], list[float]]:
     """How long after a pod turns Ready does wait() return? Measured two ways:
     against an independent watch of the same pod (precise), and against the Ready condition's
     lastTransitionTime written by the kubelet (whole seconds, so an upper bound)."""
-    from helpers import _k8s, k8s
+    from . import k8s
+    from ._k8s.waiting import _watch, satisfied
 
     by_watch, by_transition = [], []
     for i in range(rounds):
@@ -65,8 +70,8 @@ def wait_gap(ns: str, rounds: int = 5) -> tuple[list[float], list[float]]:
 
         def watcher(pod_name: str = name, seen: dict[str, float] = seen) -> None:
             path = f"/api/v1/namespaces/{ns}/pods"
-            for event in _k8s._watch(path, pod_name, "0", 30):
-                if _k8s._satisfied({**event.get("object", {}), "kind": "Pod"}, "Ready"):
+            for event in _watch(path, pod_name, "0", 30):
+                if satisfied({**event.get("object", {}), "kind": "Pod"}, "Ready"):
                     seen["ready"] = time.monotonic()
                     return
 
@@ -90,7 +95,6 @@ def wait_gap(ns: str, rounds: int = 5) -> tuple[list[float], list[float]]:
         thread.join(timeout=10)
         if "ready" in seen:
             by_watch.append(returned - seen["ready"])
-        assert ready is not None
         stamp = next(
             c["lastTransitionTime"] for c in ready.status["conditions"] if c["type"] == "Ready"
         )
@@ -102,31 +106,50 @@ def wait_gap(ns: str, rounds: int = 5) -> tuple[list[float], list[float]]:
     return by_watch, by_transition
 
 
-def main() -> None:
-    from helpers import _identity, k8s
-    from tests.test_cluster import deployment
+def deployment(name: str, replicas: int, image: str) -> dict[str, Any]:
+    labels = {"app": name}
+    probe = {"httpGet": {"path": "/healthz", "port": 80}, "periodSeconds": 1}
+    container = {"name": "web", "image": image, "readinessProbe": probe}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [container]},
+            },
+        },
+    }
 
-    os.environ.setdefault("COURSE_LEARNER", "bench")
-    print("Local cluster")
-    build = next(Path.home().glob(".cache/cloud-native-course/k8s-*/build-seconds"), None)
-    line(
-        "cold build of the binaries (last one, s)",
-        build.read_text().strip() if build else "not recorded",
-    )
+
+def local_cluster() -> None:
+    """Start time and memory of the local cluster (it is stopped and started again)."""
+    build = next(CACHE.glob("k8s-*/build-seconds"), None)
+    line("cold build of the binaries (last one, s)", build.read_text().strip() if build else "?")
     subprocess.run(["bash", str(REPO / "cluster/local/down.sh")], check=True, capture_output=True)
     started = time.monotonic()
     subprocess.run(["bash", str(REPO / "cluster/local/up.sh")], check=True, capture_output=True)
     line("warm start to node Ready (s)", f"{time.monotonic() - started:.1f}")
     subprocess.run(
-        [str(REPO / ".venv/bin/python"), "-m", "helpers", "images", "--load"],
-        check=True,
-        capture_output=True,
+        [sys.executable, "-m", "helpers", "images", "--load"], check=True, capture_output=True
     )
     time.sleep(20)
     memory = rss_mib(COMPONENTS)
     line("idle resident memory, all cluster processes (MiB)", f"{sum(memory.values()):.0f}")
     line("  per process", json.dumps({k: round(v) for k, v in sorted(memory.items())}))
 
+
+def main() -> None:
+    from . import _identity, k8s
+    from ._cluster import backend
+
+    os.environ.setdefault("COURSE_LEARNER", "bench")
+    print(f"Cluster: {backend()}")
+    if backend() == "local":
+        local_cluster()
     _identity.chapter("99-bench")
     ns = k8s.namespace()
     try:
