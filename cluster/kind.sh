@@ -1,27 +1,71 @@
 #!/usr/bin/env bash
 # kind backend: up | down | status. Thin wrapper so `make cluster CLUSTER=kind` reads like kind.
+#
+# kind brings its own CoreDNS and local-path storage (StorageClass "standard"); `up` adds
+# metrics-server from the same manifest as the local cluster (cluster/addons/metrics-server.yaml),
+# with an image built from the Go module proxy (cluster/addons/build.sh) and loaded into the node.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=cluster/lib.sh
+source "$repo/cluster/lib.sh"
+# shellcheck source=cluster/addons/common.sh
+source "$repo/cluster/addons/common.sh"
+RUN_LOG=${TMPDIR:-/tmp}/cloud-native-course-kind.log
 name=cloud-native-course
-ok() { printf ' ✓ %s\n' "$*"; }
-fail() { printf ' ✗ %s\n' "$*" >&2; exit 1; }
 command -v kind >/dev/null || fail "kind is not installed: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (or use the conda environment)"
 exists() { kind get clusters 2>/dev/null | grep -qx "$name"; }
+kubectl() { command kubectl --context "kind-$name" "$@"; }
+
+load_image() { # IMAGE: into the kind node's containerd
+  # Docker Desktop's containerd image store breaks `kind load docker-image`; an archive always works.
+  kind load docker-image --name "$name" "$1" && return 0
+  local archive rc=0
+  archive=$(mktemp)
+  { docker save -o "$archive" "$1" && kind load image-archive --name "$name" "$archive"; } || rc=$?
+  rm -f "$archive"
+  return "$rc"
+}
+
+ensure_metrics_server() {
+  local running
+  running=$(kubectl -n kube-system get deploy metrics-server -o 'jsonpath={.spec.template.spec.containers[0].image}' 2>/dev/null) || running=
+  if [ "$running" = "$METRICS_SERVER_IMAGE" ]; then
+    ok "metrics-server $METRICS_SERVER_VERSION in place"
+    return 0
+  fi
+  bash "$repo/cluster/addons/build.sh" metrics-server
+  step "Loading $METRICS_SERVER_IMAGE into kind and applying cluster/addons/metrics-server.yaml"
+  run load_image "$METRICS_SERVER_IMAGE"
+  local manifest
+  manifest=$(render_manifest "$repo/cluster/addons/metrics-server.yaml")
+  run kubectl apply -f - <<<"$manifest"
+  wait_for_deployment kube-system metrics-server 120
+  wait_for_apiservice v1beta1.metrics.k8s.io 60
+  ok "metrics-server ready (kubectl top answers after its first scrape, ~15 s)"
+}
 
 case "${1:-up}" in
   up)
-    if exists; then ok "kind cluster $name already exists"; exit 0; fi
-    mkdir -p "$repo/cluster/volumes"
-    config=$(mktemp)
-    sed "s#hostPath: cluster/volumes#hostPath: $repo/cluster/volumes#" "$repo/cluster/kind.yaml" > "$config"
-    kind create cluster --config "$config" --wait 120s
-    rm -f "$config"
+    command -v kubectl >/dev/null || fail "kubectl is not installed: https://kubernetes.io/docs/tasks/tools/ (or use the conda environment)"
+    if exists; then
+      ok "kind cluster $name already exists"
+    else
+      mkdir -p "$repo/cluster/volumes"
+      config=$(mktemp)
+      sed "s#hostPath: cluster/volumes#hostPath: $repo/cluster/volumes#" "$repo/cluster/kind.yaml" >"$config"
+      kind create cluster --config "$config" --wait 120s
+      rm -f "$config"
+    fi
+    ensure_metrics_server
     ok "kind cluster $name is up; next: make images (loads the course images), then make lab"
     ;;
-  down) exists && kind delete cluster --name "$name"; ok "kind cluster $name deleted" ;;
+  down)
+    if exists; then kind delete cluster --name "$name"; fi
+    ok "kind cluster $name deleted"
+    ;;
   status)
     exists || fail "no kind cluster $name; start it with: make cluster"
-    kubectl --context "kind-$name" get nodes -o wide
+    kubectl get nodes -o wide
     ;;
   *) fail "usage: $0 up|down|status" ;;
 esac

@@ -1,24 +1,42 @@
 #!/usr/bin/env bash
 # Brings up a real single-node Kubernetes cluster from upstream binaries: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kube-proxy, and a kubelet on containerd.
-# Linux, as root. Running it again while the cluster answers does nothing.
+# kube-controller-manager, kube-scheduler, kube-proxy, and a kubelet on containerd; then its
+# add-ons (cluster/local/addons.sh): CoreDNS, metrics-server, the local-path provisioner.
+# Linux, as root.
+#
+# Running it again while the cluster answers only checks the add-ons (a second or so). After a
+# change to these scripts it runs through again, restarting only the components whose command
+# line or configuration file changed; a component that died is started again.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=cluster/local/versions.sh
 source "$here/versions.sh"
-
-step() { printf ' • %s\n' "$*"; }
-ok() { printf ' ✓ %s\n' "$*"; }
-fail() { printf ' ✗ %s\n' "$*" >&2; exit 1; }
+# shellcheck source=cluster/lib.sh
+source "$repo/cluster/lib.sh"
+RUN_LOG=$LOG_DIR/up.log
 kubectl() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+pids=$STATE_DIR/pids
 
 [ "$(uname -s)" = Linux ] || fail "the local cluster runs on Linux only; use CLUSTER=kind"
 [ "$(id -u)" = 0 ] || fail "the local cluster needs root (it runs a kubelet); try: sudo make cluster CLUSTER=local"
 
-if [ -f "$KUBECONFIG_PATH" ] && kubectl get --raw /readyz >/dev/null 2>&1 &&
-   kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True; then
+# The scripts and versions the running cluster was brought up with.
+stamp=$({
+  cat "$here/up.sh" "$here/versions.sh" "$repo/cluster/lib.sh"
+  echo "$K8S_VERSION $ETCD_VERSION $BIN_DIR $STATE_DIR"
+} | cksum | cut -d' ' -f1)
+all_running() {
+  local name
+  for name in "${components[@]}"; do kill -0 "$(cat "$pids/$name.pid" 2>/dev/null)" 2>/dev/null || return 1; done
+}
+node_ready() { [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+
+if [ "$(cat "$STATE_DIR/up.stamp" 2>/dev/null)" = "$stamp" ] && all_running &&
+  kubectl get --raw /readyz >/dev/null 2>&1 && node_ready 2>/dev/null; then
   ok "local cluster already up (kubeconfig: $KUBECONFIG_PATH)"
-  exit 0
+  exec bash "$here/addons.sh"
 fi
 
 started=$SECONDS
@@ -26,6 +44,7 @@ bash "$here/build.sh"
 bash "$here/runtime.sh" --with-containerd
 mkdir -p "$STATE_DIR"/{pki,pids,etcd,kubelet} "$LOG_DIR" "$VOLUMES_DIR"
 pki=$STATE_DIR/pki
+rm -f "$STATE_DIR/up.stamp"
 
 # --- network: CNI bridge for pods, and let Docker's FORWARD DROP policy pass pod traffic --------
 mkdir -p /opt/cni/bin /etc/cni/net.d
@@ -55,15 +74,15 @@ modprobe br_netfilter 2>/dev/null || true
 sysctl -qw net.ipv4.ip_forward=1 || true
 
 # --- certificates (once) ---------------------------------------------------------------------
-issue_cert() { # issue_cert NAME SUBJECT [SANS]
-  local name=$1 subject=$2 sans=${3:-}
+issue_cert() { # issue_cert NAME SUBJECT [SANS] [CA]
+  local name=$1 subject=$2 sans=${3:-} ca=${4:-ca}
   [ -f "$pki/$name.crt" ] && return
   openssl genrsa -out "$pki/$name.key" 2048 2>/dev/null
   openssl req -new -key "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" 2>/dev/null
   local ext="$pki/$name.ext"
   printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' > "$ext"
   [ -n "$sans" ] && echo "subjectAltName=$sans" >> "$ext"
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -CAcreateserial \
     -days 3650 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null
 }
 if [ ! -f "$pki/ca.crt" ]; then
@@ -73,6 +92,13 @@ if [ ! -f "$pki/ca.crt" ]; then
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 fi
+# The aggregation layer (metrics-server's API): the API server proxies requests to it with a
+# client certificate from a CA of its own, as kubeadm sets it up.
+if [ ! -f "$pki/front-proxy-ca.crt" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/front-proxy-ca.key" -out "$pki/front-proxy-ca.crt" \
+    -days 3650 -subj "/CN=front-proxy-ca" 2>/dev/null
+fi
+issue_cert front-proxy-client "/CN=front-proxy-client" "" front-proxy-ca
 issue_cert apiserver "/CN=kube-apiserver" \
   "IP:127.0.0.1,IP:$POD_GATEWAY,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 issue_cert admin "/O=system:masters/CN=course-admin"
@@ -104,21 +130,32 @@ done
 cp "$STATE_DIR/admin.kubeconfig" "$KUBECONFIG_PATH"
 
 # --- processes --------------------------------------------------------------------------------
-start() { # start NAME COMMAND... : run in the background, log to LOG_DIR, remember the pid
-  local name=$1; shift
-  local pidfile="$STATE_DIR/pids/$name.pid"
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then return; fi
+# start NAME COMMAND...: run in the background, log to LOG_DIR/NAME.log, remember pid and command.
+# A running component is left alone unless its command line or --config file changed.
+start() {
+  local name=$1 arg pid signature
+  shift
+  signature=$(
+    printf '%q ' "$@"
+    for arg in "$@"; do case $arg in --config=*) cksum <"${arg#--config=}" ;; esac; done
+  )
+  pid=$(cat "$pids/$name.pid" 2>/dev/null) || pid=
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    [ "$(cat "$pids/$name.cmd" 2>/dev/null)" = "$signature" ] && return 0
+    printf '   restarting %s: its configuration changed\n' "$name"
+    kill "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  printf '\n=== %s: started by cluster/local/up.sh\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$LOG_DIR/$name.log"
   nohup "$@" >>"$LOG_DIR/$name.log" 2>&1 &
-  echo $! > "$pidfile"
+  echo $! >"$pids/$name.pid"
+  printf '%s' "$signature" >"$pids/$name.cmd"
 }
-wait_until() { # wait_until SECONDS WHAT COMMAND...
-  local limit=$1 what=$2; shift 2
-  local t0=$SECONDS
-  until "$@" >/dev/null 2>&1; do
-    (( SECONDS - t0 < limit )) || fail "$what did not come up within ${limit} s; see $LOG_DIR/"
-    sleep 0.5
-  done
-  ok "$what ($((SECONDS - t0)) s)"
+wait_for() { # NAME SECONDS CHECK...: wait_for_component with the component's own pid and log files
+  local name=$1
+  shift
+  wait_for_component "$name" "$pids/$name.pid" "$LOG_DIR/$name.log" "$@"
 }
 
 step "Starting etcd $ETCD_VERSION"
@@ -126,7 +163,8 @@ start etcd "$BIN_DIR/etcd" --name course --data-dir "$STATE_DIR/etcd" \
   --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
   --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
   --initial-cluster course=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381
-wait_until 30 "etcd answers" "$BIN_DIR/etcdctl" --endpoints http://127.0.0.1:2379 endpoint health
+wait_for etcd 30 "$BIN_DIR/etcdctl" --endpoints http://127.0.0.1:2379 endpoint health
+ok "etcd answers"
 
 step "Starting kube-apiserver $K8S_VERSION"
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
@@ -136,8 +174,15 @@ start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
   --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$pki/sa.pub" \
   --service-account-signing-key-file="$pki/sa.key" --authorization-mode=Node,RBAC --allow-privileged=true \
-  --enable-admission-plugins=NodeRestriction --kubelet-preferred-address-types=InternalIP,Hostname
-wait_until 90 "kube-apiserver ready" kubectl get --raw /readyz
+  --enable-admission-plugins=NodeRestriction --kubelet-preferred-address-types=InternalIP,Hostname \
+  --requestheader-client-ca-file="$pki/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+  --enable-aggregator-routing=true
+# (aggregator routing: reach metrics-server at its pod IP, not through kube-proxy's Service rules)
+wait_for kube-apiserver 90 kubectl get --raw /readyz
+ok "kube-apiserver ready"
 
 step "Starting kube-controller-manager, kube-scheduler"
 start kube-controller-manager "$BIN_DIR/kube-controller-manager" \
@@ -147,19 +192,19 @@ start kube-controller-manager "$BIN_DIR/kube-controller-manager" \
   --bind-address=127.0.0.1 --leader-elect=true --use-service-account-credentials=true \
   --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
   --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
-  --service-cluster-ip-range="$SERVICE_CIDR" --enable-hostpath-provisioner=true \
-  --controllers='*,bootstrapsigner,tokencleaner'
+  --service-cluster-ip-range="$SERVICE_CIDR" --controllers='*,bootstrapsigner,tokencleaner'
 start kube-scheduler "$BIN_DIR/kube-scheduler" --kubeconfig="$STATE_DIR/scheduler.kubeconfig" \
   --authentication-kubeconfig="$STATE_DIR/scheduler.kubeconfig" \
   --authorization-kubeconfig="$STATE_DIR/scheduler.kubeconfig" \
   --bind-address=127.0.0.1 --leader-elect=true
+ok "kube-controller-manager and kube-scheduler started"
 
 # Course images live in Docker; the kubelet reads containerd's k8s.io namespace.
-step "Loading the pause image and the course images into containerd"
 if ! ctr -n k8s.io images ls -q | grep -qx "$PAUSE_IMAGE"; then
-  ctx=$(mktemp -d); cp "$BIN_DIR/pause" "$repo/images/pause/Dockerfile" "$ctx/"
-  DOCKER_BUILDKIT=0 docker build -q -t "$PAUSE_IMAGE" "$ctx" >/dev/null 2>&1 ||
-    docker build -q -t "$PAUSE_IMAGE" "$ctx" >/dev/null
+  step "Loading the pause image into containerd"
+  ctx=$(mktemp -d)
+  cp "$BIN_DIR/pause" "$repo/images/pause/Dockerfile" "$ctx/"
+  run docker_build "$PAUSE_IMAGE" "$ctx"
   rm -rf "$ctx"
   docker save "$PAUSE_IMAGE" | ctr -n k8s.io images import - >/dev/null
 fi
@@ -184,6 +229,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "200Mi", nodefs.available: "2%", imagefs.available: "2%"}
 serializeImagePulls: false
+# CoreDNS's Service (cluster/addons/coredns.yaml)
+clusterDNS: [$CLUSTER_DNS_IP]
+clusterDomain: $CLUSTER_DOMAIN
 YAML
 step "Starting the kubelet and kube-proxy"
 start kubelet "$BIN_DIR/kubelet" --config="$kubelet_config" --kubeconfig="$STATE_DIR/kubelet.kubeconfig" \
@@ -198,20 +246,11 @@ clusterCIDR: $POD_CIDR
 conntrack: {maxPerCore: 0}
 YAML
 start kube-proxy "$BIN_DIR/kube-proxy" --config="$STATE_DIR/kube-proxy.yaml"
-node_ready() { kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -q True; }
-wait_until 120 "node $NODE_NAME Ready" node_ready
+wait_for kubelet 120 node_ready
+ok "node $NODE_NAME Ready"
 
-kubectl apply -f - >/dev/null <<YAML
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: standard
-  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
-provisioner: kubernetes.io/host-path
-reclaimPolicy: Delete
-volumeBindingMode: Immediate
-YAML
-ok "default StorageClass 'standard' (hostPath provisioner)"
+bash "$here/addons.sh"
+echo "$stamp" >"$STATE_DIR/up.stamp"
 ok "local cluster up in $((SECONDS - started)) s"
 echo "   kubeconfig: $KUBECONFIG_PATH    logs: $LOG_DIR/"
 echo "   next: export KUBECONFIG=$KUBECONFIG_PATH; kubectl get nodes"

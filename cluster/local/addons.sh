@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The local cluster's add-ons, the same as kind's: CoreDNS (Service kube-dns at $CLUSTER_DNS_IP),
+# metrics-server, and the local-path provisioner behind the default StorageClass "standard".
+# Manifests in cluster/addons/, images built from the Go module proxy (cluster/addons/build.sh)
+# and imported into containerd's k8s.io namespace, where the kubelet looks.
+#
+# up.sh runs it once the node is Ready. Idempotent; when nothing changed since the last run it
+# costs one ctr and one kubectl call. --force re-applies everything.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=cluster/local/versions.sh
+source "$here/versions.sh"
+# shellcheck source=cluster/lib.sh
+source "$repo/cluster/lib.sh"
+# shellcheck source=cluster/addons/common.sh
+source "$repo/cluster/addons/common.sh"
+RUN_LOG=$LOG_DIR/addons.log
+kubectl() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+images=("$COREDNS_IMAGE" "$METRICS_SERVER_IMAGE" "$LOCAL_PATH_IMAGE" "$LOCAL_PATH_HELPER_IMAGE")
+manifests=$(
+  for file in coredns metrics-server local-path-storage; do
+    render_manifest "$repo/cluster/addons/$file.yaml" "CLUSTER_DNS_IP=$CLUSTER_DNS_IP" "CLUSTER_DOMAIN=$CLUSTER_DOMAIN"
+    echo ---
+  done
+)
+# What was applied, and with which images, is recorded in the cluster itself: after down.sh
+# (which wipes etcd) the next run applies everything again.
+wanted=$(printf '%s\n%s\n' "$manifests" "$(cat "$repo"/images/{coredns,metrics-server,local-path-provisioner}/Dockerfile)" |
+  cksum | cut -d' ' -f1)
+
+in_containerd() { # every add-on image is in containerd's k8s.io namespace
+  local have image
+  have=$(ctr -n k8s.io images ls -q)
+  for image in "${images[@]}"; do
+    # `docker save | ctr import` names course/x:1 docker.io/course/x:1, and busybox:1.35 docker.io/library/busybox:1.35
+    case $image in */*) image=docker.io/$image ;; *) image=docker.io/library/$image ;; esac
+    grep -qxF "$image" <<<"$have" || return 1
+  done
+}
+applied() { kubectl -n kube-system get configmap course-addons -o 'jsonpath={.data.applied}' 2>/dev/null; }
+
+if [ "${1:-}" != --force ] && in_containerd && [ "$(applied)" = "$wanted" ]; then
+  ok "add-ons in place: CoreDNS $COREDNS_VERSION, metrics-server $METRICS_SERVER_VERSION, local-path $LOCAL_PATH_VERSION"
+  exit 0
+fi
+
+bash "$repo/cluster/addons/build.sh" coredns metrics-server local-path-provisioner
+if ! docker image inspect "$LOCAL_PATH_HELPER_IMAGE" >/dev/null 2>&1; then
+  # the course's base image, built the way `make images` builds it: Debian's static busybox
+  step "Building $LOCAL_PATH_HELPER_IMAGE from /bin/busybox (the course's offline base)"
+  if [ ! -x /bin/busybox ] || grep -q ld-linux <(head -c 4096 /bin/busybox); then
+    fail "no static /bin/busybox to build $LOCAL_PATH_HELPER_IMAGE from (Debian: apt-get install busybox-static)"
+  fi
+  context=$(mktemp -d)
+  cp /bin/busybox "$repo/images/base/Dockerfile" "$context/"
+  run docker_build "$LOCAL_PATH_HELPER_IMAGE" "$context"
+  rm -rf "$context"
+  ok "$LOCAL_PATH_HELPER_IMAGE built"
+fi
+
+import_image() { docker save "$1" | ctr -n k8s.io images import - >/dev/null; }
+step "Loading the add-on images into containerd"
+for image in "${images[@]}"; do run import_image "$image"; done
+ok
+
+step "Applying the add-ons (cluster/addons/*.yaml)"
+# A StorageClass's provisioner and binding mode cannot change: replace an older "standard"
+# (the controller manager's hostPath one, from an earlier up.sh) instead of updating it.
+old_class=$(kubectl get storageclass standard -o 'jsonpath={.provisioner}/{.volumeBindingMode}' 2>/dev/null) || old_class=
+if [ -n "$old_class" ] && [ "$old_class" != rancher.io/local-path/WaitForFirstConsumer ]; then
+  run kubectl delete storageclass standard
+fi
+run kubectl apply -f - <<<"$manifests"
+wait_for_deployment kube-system coredns 120
+wait_for_deployment local-path-storage local-path-provisioner 120
+wait_for_deployment kube-system metrics-server 120
+wait_for_apiservice v1beta1.metrics.k8s.io 60
+kubectl -n kube-system create configmap course-addons --from-literal="applied=$wanted" \
+  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+ok "add-ons ready: DNS at $CLUSTER_DNS_IP, metrics API, default StorageClass standard (local-path, WaitForFirstConsumer)"

@@ -1,0 +1,379 @@
+"""The cluster add-ons and the cluster scripts, against the real cluster: DNS (CoreDNS), the
+metrics API (metrics-server), the default StorageClass (local-path, WaitForFirstConsumer),
+down.sh, and the shell library's checks. Plain kubectl and bash, not the course helpers, so
+these tests depend only on the cluster and the scripts in cluster/."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parent.parent
+LIB = REPO / "cluster" / "lib.sh"
+NS = "pytest-addons"
+BACKEND = os.environ.get("COURSE_CLUSTER", "local")
+KIND_NODE = "cloud-native-course-control-plane"
+T = TypeVar("T")
+
+
+def kubectl(
+    *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["kubectl", *args], input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def get(kind_name: str, ns: str | None = NS) -> dict[str, Any]:
+    args = ["get", kind_name, "-o", "json"] + (["-n", ns] if ns else [])
+    found: dict[str, Any] = json.loads(kubectl(*args).stdout)
+    return found
+
+
+def apply(*objects: dict[str, Any]) -> None:
+    kubectl(
+        "apply",
+        "-n",
+        NS,
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
+
+
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float) -> T:
+    """Polls probe until it returns something truthy; fails with what was last seen."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last seen: {last!r})")
+
+
+def exec_in(pod: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return kubectl("exec", "-n", NS, pod, "--", "sh", "-c", command, check=False, timeout=timeout)
+
+
+def pod(name: str, command: str | None = None, **spec: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": "course/web:v1"}
+    if command:
+        container["command"] = ["sh", "-c", command]
+    container.update(spec.pop("container", {}))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"containers": [container], "terminationGracePeriodSeconds": 1, **spec},
+    }
+
+
+def ready(name: str) -> bool:
+    conditions = get(f"pod/{name}").get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[str]:
+    kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", timeout=120)
+    kubectl("create", "namespace", NS)
+    yield NS
+    kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", timeout=120)
+
+
+# --- DNS --------------------------------------------------------------------------------------
+
+
+def lookup(client: str, name: str) -> dict[str, str]:
+    """What busybox's nslookup finds for name inside the pod: {full name: address}.
+
+    It tries every search domain and exits 1 when any of them is NXDOMAIN, even when another
+    one answered, so its answers are read from what it prints, not from its exit code."""
+    result = exec_in(client, f"timeout 5 nslookup {name}")
+    return dict(re.findall(r"^Name:\s*(\S+)\s*\nAddress:\s*([0-9.]+)", result.stdout, re.MULTILINE))
+
+
+def test_a_pod_resolves_a_service_by_full_and_short_name(ns: str) -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+    apply(pod("web"), service, pod("client", "sleep 600"))
+    wait_until("pods web and client Ready", lambda: ready("web") and ready("client"), 60)
+    cluster_ip = get("service/web")["spec"]["clusterIP"]
+
+    resolv = exec_in("client", "cat /etc/resolv.conf").stdout
+    dns_ip = get("service/kube-dns", "kube-system")["spec"]["clusterIP"]
+    assert f"nameserver {dns_ip}" in resolv, resolv
+    assert f"search {ns}.svc.cluster.local svc.cluster.local cluster.local" in resolv, resolv
+
+    full = f"web.{ns}.svc.cluster.local"
+    found = wait_until(f"{full} resolves", lambda: lookup("client", full), 30)
+    assert found == {full: cluster_ip}
+    assert lookup("client", "web") == {full: cluster_ip}, "the short name, through the search path"
+    assert lookup("client", "no-such-service") == {}
+    # and the short name works for a real request (the C library's resolver), through the Service
+    fetched = exec_in("client", "timeout 5 wget -q -O - http://web/version")
+    assert fetched.stdout.strip() == "v1", fetched.stderr
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def millicores(quantity: str) -> float:
+    units = {"n": 1e-6, "u": 1e-3, "m": 1.0}
+    if quantity[-1] in units:
+        return float(quantity[:-1]) * units[quantity[-1]]
+    return float(quantity) * 1000
+
+
+def busy_cpu() -> float | None:
+    result = kubectl(
+        "get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods/busy", check=False
+    )
+    if result.returncode != 0:  # not scraped yet: NotFound
+        return None
+    containers = json.loads(result.stdout)["containers"]
+    cpu = sum(millicores(c["usage"]["cpu"]) for c in containers)
+    return cpu if cpu > 200 else None
+
+
+def test_the_metrics_api_reports_a_busy_pods_cpu(ns: str) -> None:
+    apply(pod("busy", "while :; do :; done"))
+    wait_until("pod busy Ready", lambda: ready("busy"), 60)
+    # metrics-server scrapes every 15 s and needs two samples for a rate
+    cpu = wait_until("busy's CPU above 200m in the metrics API", busy_cpu, 90)
+    assert cpu > 200
+
+    listing = json.loads(kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/pods").stdout)
+    namespaces = {item["metadata"]["namespace"] for item in listing["items"]}
+    assert {"kube-system", ns} <= namespaces
+    top_pods = kubectl("top", "pods", "-A")
+    assert re.search(rf"^{ns}\s+busy\s+\d+m", top_pods.stdout, re.MULTILINE), top_pods.stdout
+    top_nodes = kubectl("top", "nodes")
+    assert re.search(r"\d+m\s+\d+%\s+\d+Mi\s+\d+%", top_nodes.stdout), top_nodes.stdout
+    kubectl("delete", "-n", NS, "pod/busy", "--wait=false")
+
+
+# --- storage ----------------------------------------------------------------------------------
+
+
+def test_the_default_class_waits_for_the_first_consumer_then_provisions(ns: str) -> None:
+    standard = get("storageclass/standard", None)
+    assert standard["provisioner"] == "rancher.io/local-path"
+    assert standard["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert standard["reclaimPolicy"] == "Delete"
+    annotations = standard["metadata"].get("annotations", {})
+    assert annotations.get("storageclass.kubernetes.io/is-default-class") == "true"
+    defaults = [
+        c["metadata"]["name"]
+        for c in get("storageclass", None)["items"]
+        if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class")
+        == "true"
+    ]
+    assert defaults == ["standard"], "exactly one default class"
+
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
+    }
+    apply(claim)
+    assert get("pvc/data")["spec"]["storageClassName"] == "standard", "the default class filled in"
+
+    def waiting_event() -> str | None:
+        events = kubectl(
+            "get", "events", "-n", NS, "--field-selector",
+            "involvedObject.kind=PersistentVolumeClaim,involvedObject.name=data", "-o", "json",
+        )  # fmt: skip
+        for event in json.loads(events.stdout)["items"]:
+            if event["reason"] == "WaitForFirstConsumer":
+                return str(event["message"])
+        return None
+
+    message = wait_until("a WaitForFirstConsumer event on the claim", waiting_event, 30)
+    assert "waiting for first consumer" in message
+    assert get("pvc/data")["status"]["phase"] == "Pending", "no pod uses it yet"
+
+    writer = pod(
+        "writer",
+        "echo written-by-the-pod > /data/proof.txt && sleep 600",
+        container={"volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+    )
+    apply(writer)
+    wait_until("claim data Bound", lambda: get("pvc/data")["status"]["phase"] == "Bound", 90)
+    wait_until("pod writer Ready", lambda: ready("writer"), 60)
+    assert exec_in("writer", "cat /data/proof.txt").stdout.strip() == "written-by-the-pod"
+
+    volume_name = get("pvc/data")["spec"]["volumeName"]
+    volume = get(f"pv/{volume_name}", None)
+    assert volume["spec"]["storageClassName"] == "standard"
+    source = volume["spec"].get("hostPath") or volume["spec"].get("local")
+    host_dir = source["path"]
+    assert host_dir.startswith("/var/local-path-provisioner/"), host_dir
+    assert node_read(f"{host_dir}/proof.txt") == "written-by-the-pod", "visible on the node"
+
+    # reclaimPolicy Delete: the claim gone, the provisioner's helper pod removes the directory
+    kubectl("delete", "-n", NS, "pod/writer", "pvc/data", "--wait=true", timeout=90)
+    wait_until(
+        f"pv/{volume_name} deleted",
+        lambda: kubectl("get", f"pv/{volume_name}", check=False).returncode != 0,
+        60,
+    )
+    assert node_read(f"{host_dir}/proof.txt") is None, "the directory was removed"
+
+
+def node_read(path: str) -> str | None:
+    """A file on the node: the host itself on the local cluster, the node container on kind."""
+    if BACKEND == "kind":
+        result = subprocess.run(
+            ["docker", "exec", KIND_NODE, "cat", path], capture_output=True, text=True
+        )
+        return result.stdout.strip() if result.returncode == 0 else None
+    file = Path(path)
+    return file.read_text().strip() if file.exists() else None
+
+
+# --- the shell library (no cluster needed, but it is the cluster scripts' code) ---------------
+
+
+def bash(script: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Runs script with cluster/lib.sh sourced, as the cluster scripts do."""
+    return subprocess.run(
+        ["bash", "-c", f'set -euo pipefail; source "{LIB}"; {script}', "test", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_sha256_matches_the_published_sum_and_only_that(tmp_path: Path) -> None:
+    binary = tmp_path / "kubectl"
+    binary.write_bytes(b"\x7fELF pretend binary\n" * 1000)
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    bare = tmp_path / "kubectl.sha256"  # dl.k8s.io's format: the hash alone, no newline
+    bare.write_text(digest)
+    listed = tmp_path / "SHA256SUMS"  # sha256sum's format
+    listed.write_text(f"{digest.upper()}  kubectl\n")
+    wrong = tmp_path / "wrong.sha256"
+    wrong.write_text(hashlib.sha256(b"something else").hexdigest())
+    empty = tmp_path / "empty.sha256"
+    empty.write_text("")
+
+    check = 'sha256_matches "$1" "$2"'
+    assert bash(check, str(binary), str(bare)).returncode == 0
+    assert bash(check, str(binary), str(listed)).returncode == 0
+    assert bash(check, str(binary), str(wrong)).returncode == 1
+    assert bash(check, str(binary), str(empty)).returncode == 1
+    assert bash(check, str(binary), str(tmp_path / "missing")).returncode == 1
+
+
+@pytest.fixture
+def local_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", served
+    server.shutdown()
+
+
+def test_download_verified_installs_only_a_file_that_matches(
+    local_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, served = local_server
+    content = b"release binary\n"
+    (served / "good").write_bytes(content)
+    (served / "good.sha256").write_text(hashlib.sha256(content).hexdigest())
+    (served / "tampered").write_bytes(content + b"extra")
+    (served / "tampered.sha256").write_text(hashlib.sha256(content).hexdigest())
+
+    good = tmp_path / "bin" / "good"
+    good.parent.mkdir()
+    result = bash('download_verified "$1" "$2"', f"{url}/good", str(good))
+    assert result.returncode == 0, result.stderr
+    assert good.read_bytes() == content and os.access(good, os.X_OK)
+
+    bad = tmp_path / "bin" / "tampered"
+    result = bash('download_verified "$1" "$2"', f"{url}/tampered", str(bad))
+    assert result.returncode == 1
+    assert "does not match its published checksum" in result.stderr
+    assert sorted(p.name for p in bad.parent.iterdir()) == ["good"], "nothing else left behind"
+
+    result = bash(
+        'download_verified "$1" "$2" || echo "unreachable: $?"', f"{url}/absent", str(bad)
+    )
+    assert result.stdout.strip() == "unreachable: 1"
+
+
+def test_a_component_that_dies_is_reported_at_once_with_its_log(tmp_path: Path) -> None:
+    log, pidfile = tmp_path / "comp.log", tmp_path / "comp.pid"
+    script = (
+        f'sh -c "echo starting; echo fatal: port already in use; exit 3" >"{log}" 2>&1 & '
+        f'echo $! >"{pidfile}"; '
+        f'wait_for_component comp "{pidfile}" "{log}" 90 false'
+    )
+    started = time.monotonic()
+    result = bash(script)
+    assert result.returncode == 1
+    assert time.monotonic() - started < 10, "not a silent wait for the whole 90 s"
+    assert "comp is not running" in result.stderr
+    assert "fatal: port already in use" in result.stderr, result.stderr
+
+
+def test_a_failing_command_names_its_step_and_the_command() -> None:
+    result = bash('step "Copying the config"; cp /nonexistent/config /tmp/; echo not reached')
+    assert result.returncode == 1
+    assert "✗ Copying the config failed (exit 1)" in result.stderr, result.stderr
+    assert "command: cp /nonexistent/config /tmp/" in result.stderr
+    assert "not reached" not in result.stdout
+
+
+# --- down.sh: last, because it stops the cluster (and brings it back) -------------------------
+
+
+def mounts_under_kubelet() -> list[str]:
+    lines = Path("/proc/mounts").read_text().splitlines()
+    return [line.split()[1] for line in lines if line.split()[1].startswith("/var/lib/kubelet")]
+
+
+@pytest.mark.skipif(BACKEND != "local", reason="stops the local cluster's own processes")
+def test_down_succeeds_with_the_cluster_up_and_again_with_nothing_left(ns: str) -> None:
+    down, up = REPO / "cluster/local/down.sh", REPO / "cluster/local/up.sh"
+    try:
+        first = subprocess.run(["bash", str(down)], capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0, first.stderr
+        assert mounts_under_kubelet() == []
+        assert kubectl("get", "--raw", "/readyz", check=False, timeout=10).returncode != 0
+        # nothing running, nothing mounted: the case that used to stop early under pipefail
+        second = subprocess.run(["bash", str(down)], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 0, second.stderr
+        assert "local cluster deleted" in second.stdout
+    finally:
+        restored = subprocess.run(["bash", str(up)], capture_output=True, text=True, timeout=240)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "add-ons ready" in restored.stdout
