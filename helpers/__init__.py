@@ -19,6 +19,7 @@ from ._http import fetch, free_port
 from ._identity import Chapter
 from ._monitor import Monitor
 from ._output import Picture, Table
+from ._predict import predict
 from ._setup import setup
 from ._types import ExecResult, Usage
 
@@ -36,5 +37,6 @@ __all__ = [
     "fetch",
     "free_port",
     "k8s",
+    "predict",
     "setup",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._docker.containers import Container
+from ._docker.containers import Container, exec_commands
 from ._docker.containers import inspect as inspect_container
 from ._docker.images import image as inspect_image
 from ._errors import CheckFailed, CourseError
@@ -118,6 +118,29 @@ def container_running(name: str, *, image: str | None = None) -> None:
             hint=f'docker.inspect("{name}").image',
         )
     _passed(f"container {name!r} is running ({container.image})")
+
+
+def container_stopped(name: str) -> None:
+    """Your container ``name`` exists and is no longer running (stopped, not removed)."""
+    container = _container(name)
+    if container.running:
+        raise CheckFailed(
+            f"container {name!r}: expected it stopped, found it still running.",
+            hint=f'docker.stop("{name}")',
+        )
+    _passed(f"container {name!r} exists and is not running")
+
+
+def exec_ran(name: str, command: str) -> None:
+    """``docker exec`` really ran ``command`` in container ``name`` (as given, or through sh -c)."""
+    ran = exec_commands(_container(name).short_name)
+    if not any(line.strip() in (command, f"sh -c {command}") for line in ran):
+        shown = "; ".join(ran[-5:]) or "no docker exec at all"
+        raise CheckFailed(
+            f"container {name!r}: expected a docker exec of {command!r}, found: {shown}.",
+            hint=f'docker.exec("{name}", "{command}")',
+        )
+    _passed(f"docker exec ran {command!r} in {name!r}")
 
 
 def _has_items(

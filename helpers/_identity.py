@@ -67,6 +67,8 @@ class Chapter:
             f"{self.prefix}-<name>, the namespace is {self.namespace}"
         )
 
+    __repr__ = __str__
+
 
 def chapter(name: str | None = None) -> Chapter:
     """Set (with a name) or get the chapter this notebook works on.

@@ -17,6 +17,7 @@ import ipywidgets as widgets
 from matplotlib.figure import Figure  # a bare Figure draws with Agg, whatever the backend
 
 from ._identity import grading_mode
+from ._output import Picture
 from ._types import Usage
 
 Sampler = Callable[[], Sequence[Usage]]
@@ -27,7 +28,7 @@ class Monitor:
 
     >>> m = docker.monitor("web")    # doctest: +SKIP
     >>> m                            # shows the widget, already running
-    >>> m.stop()
+    >>> m.stop()                     # the last picture, as a still image
     """
 
     def __init__(
@@ -82,13 +83,17 @@ class Monitor:
         self.status.value = "running"
         return self
 
-    def stop(self) -> None:
-        """Stop sampling; the plot keeps the last picture."""
+    def stop(self) -> Picture:
+        """Stop sampling. Returns the last picture, so the cell that stops the monitor shows it
+        as a still image (which a saved notebook keeps, unlike the live widget)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 10)
         self._thread = None
         self.status.value = f"stopped after {len(self.history)} samples"
+        if not self.image.value:
+            self.redraw()
+        return Picture(bytes(self.image.value))
 
     def _loop(self) -> None:
         while not self._stop.is_set():

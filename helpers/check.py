@@ -1,6 +1,9 @@
 """Grading checks: each prints ✓ when it passes, or raises CheckFailed saying what was expected,
 what was found, and where to look.
 
+Your answers reach a check only as plain data (a string, a number, a list, a dict): anything else
+fails with a message saying what type was expected.
+
 >>> check.container_running("web", image="course/web:v1")   # doctest: +SKIP
 ✓ container 'web' is running (course/web:v1)
 """
@@ -10,9 +13,12 @@ from ._check import (
     container_env,
     container_labels,
     container_running,
+    container_stopped,
     equal,
+    exec_ran,
     image_has,
     page_contains,
+    plain,
     pod_ready,
     port_published,
 )
@@ -22,9 +28,12 @@ __all__ = [
     "container_env",
     "container_labels",
     "container_running",
+    "container_stopped",
     "equal",
+    "exec_ran",
     "image_has",
     "page_contains",
+    "plain",
     "pod_ready",
     "port_published",
 ]

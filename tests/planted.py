@@ -15,6 +15,28 @@ class Planted:
 
 RUN_SHOP = """docker.run("course/web:v1", "shop", ports={ports}, env={env}, labels={labels})"""
 
+# Answers that claim to equal anything: a str and an int whose == always says yes.
+LYING = """
+class Yes(str):
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = str.__hash__
+
+
+class YesNumber(int):
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = int.__hash__
+"""
+
 PLANTED: dict[str, list[Planted]] = {
     "01-containers": [
         Planted(
@@ -37,29 +59,48 @@ PLANTED: dict[str, list[Planted]] = {
                     labels='{"tier": "frontend"}',
                 )
             },
-            {"test_shop_config": 2, "test_shop_port": 2},
+            {"test_shop_message": 1, "test_shop_port": 2},
         ),
         Planted(
-            "image without the ENV line",
+            "image without the LABEL line",
             {
-                "answer_build_greeter": 'DOCKERFILE = """\nFROM course/web:v1\n'
-                'LABEL course.chapter="01-containers"\n"""\n'
-                'greeter_tag = docker.build(".", "greeter:v1", dockerfile=DOCKERFILE)'
+                "answer_build_greeter": 'docker.build(".", "greeter:v1", dockerfile="FROM course/web:v1\\n'
+                'ENV MESSAGE=\\"Hello from my own image\\"\\n")'
             },
-            {"test_greeter_contents": 2},
+            {"test_greeter_label": 1},
         ),
         Planted(
-            "pasted answers instead of observed ones",
+            "hostname read from inspect, not from inside",
+            {"answer_hostname": 'shop_hostname = docker.inspect("shop").id[:12]'},
+            {"test_hostname_by_exec": 1},
+        ),
+        Planted(
+            "count typed in, no requests made",
+            {"answer_requests": "version_requests = 3"},
+            {"test_requests_counted": 1, "test_requests_made": 1},
+        ),
+        Planted(
+            "answers that claim to equal anything, no work",
             {
-                "answer_hostname": 'shop_hostname = "localhost"',
-                "answer_request_count": "request_count = 3",
+                "answer_hostname": LYING + 'shop_hostname = Yes("whatever")',
+                "answer_requests": "version_requests = YesNumber(0)",
+                "answer_predict_status": 'predicted_status = Yes("exited")',
             },
-            {"test_hostname": 2, "test_request_count": 2},
+            {
+                "test_hostname": 1,
+                "test_hostname_by_exec": 1,
+                "test_requests_counted": 1,
+                "test_requests_made": 1,
+                "test_prediction": 1,
+            },
         ),
         Planted(
-            "wrong prediction",
-            {"answer_stop": 'predicted_status = "stopped"\ndocker.stop("shop")'},
-            {"test_prediction": 1},
+            "wrong prediction, and removed instead of stopped",
+            {
+                "answer_predict_status": 'predicted_status = "stopped"',
+                "answer_stop": 'docker.rm("shop", force=True)',
+            },
+            {"test_prediction": 1, "test_stopped": 1},
         ),
     ],
 }

@@ -37,7 +37,7 @@ def test_run_list_exec_logs_stop_remove(chapter01: None) -> None:
     assert "1 root     {start.sh}" in processes or "1 root     /bin/sh /start.sh" in processes, (
         processes
     )
-    assert "httpd -f -v -p 80" in processes
+    assert "httpd -f -vv -p 80" in processes
     assert docker.exec("web", ["sh", "-c", "exit 3"]).returncode == 3
     assert docker.logs("web").count("response:200") == 1
     assert docker.stop("web").status == "exited"

@@ -350,3 +350,26 @@ def cleanup(*, all_chapters: bool = False, everyone: bool = False) -> list[str]:
                     continue
                 removed.append(tag)
     return removed
+
+
+def exec_commands(name: str) -> list[str]:
+    """The commands ``docker exec`` ran in a container so far, oldest first, from the engine's
+    event log (it keeps the recent ones).
+
+    CLI: ``docker events --since 1h --until 0s --filter container=alice-01-web --filter event=exec_start``
+    """
+    import datetime
+    import time
+
+    container = _get(name)
+    created = container.attrs.get("Created", "")[:19]
+    since = int(datetime.datetime.fromisoformat(created).replace(tzinfo=datetime.UTC).timestamp())
+    with engine_errors(f"docker events for {container.name}"):
+        events = client().api.events(
+            since=since - 1,
+            until=int(time.time()) + 1,
+            filters={"container": container.id, "event": "exec_start"},
+            decode=True,
+        )
+        actions = [str(e.get("Action") or e.get("status") or "") for e in events]
+    return [a.removeprefix("exec_start:").strip() for a in actions]

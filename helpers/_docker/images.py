@@ -156,12 +156,13 @@ def image(tag: str) -> Image:
 def images() -> Table:
     """The course's images and yours.  CLI: ``docker images``"""
     prefix = chapter().learner + "-"
+    course = ("busybox:", "course/web:", prefix)  # not the cluster's add-ons, nor others' images
     rows = []
     with engine_errors("docker images"):
         listed = client().images.list()
     for img in listed:
         for tag in img.tags:
-            if tag.startswith(("course/", prefix, "busybox:")):
+            if tag.startswith(course):
                 size = f"{img.attrs.get('Size', 0) / 1e6:.1f} MB"
                 rows.append([tag, img.short_id.removeprefix("sha256:"), size])
     return Table(["image", "id", "size"], sorted(rows))

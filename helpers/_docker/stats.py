@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from .._errors import ContainerNotFound
 from .._types import Usage
@@ -26,6 +27,13 @@ def _counters(name: str) -> tuple[float, float, int, float]:
     )
 
 
+def _counters_or_none(name: str) -> tuple[float, float, int, float] | None:
+    try:
+        return _counters(name)
+    except ContainerNotFound:  # gone, or removed meanwhile: it reads as zero
+        return None
+
+
 class StatsSampler:
     """CPU% from the difference between two reads of the container's counters, like docker stats.
     A container that is gone (or not running) reads as zero."""
@@ -35,13 +43,15 @@ class StatsSampler:
         self._last: dict[str, tuple[float, float]] = {}
 
     def sample(self) -> list[Usage]:
+        # The engine answers each container's stats after up to a second: ask for all at once.
+        with ThreadPoolExecutor(max_workers=max(1, len(self.names))) as pool:
+            counters = list(pool.map(_counters_or_none, self.names))
         usages = []
-        for name in self.names:
-            try:
-                total, system, cpus, memory = _counters(name)
-            except ContainerNotFound:
+        for name, read in zip(self.names, counters, strict=True):
+            if read is None:
                 usages.append(Usage(name, 0.0, 0.0))
                 continue
+            total, system, cpus, memory = read
             before = self._last.get(name)
             self._last[name] = (total, system)
             cpu = 0.0

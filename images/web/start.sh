@@ -11,10 +11,11 @@ PAGE
 echo "$VERSION" > /www/version
 echo ok > /www/healthz
 echo "web $VERSION starting on port 80"
-# -f: stay in the foreground; -v: log each request. This script stays PID 1 and passes SIGTERM
-# on, because the kernel ignores SIGTERM for a PID 1 without a handler: without the trap,
-# `docker stop` and pod deletion would wait for the grace period, then SIGKILL.
-httpd -f -v -p 80 -h /www &
+# -f: stay in the foreground; -vv: log each request (a url: line, then a response: line).
+# This script stays PID 1 and passes SIGTERM on, because the kernel ignores SIGTERM for a PID 1
+# without a handler: without the trap, `docker stop` and pod deletion would wait for the grace
+# period, then SIGKILL.
+httpd -f -vv -p 80 -h /www &
 server=$!
 trap 'kill "$server"; exit 0' TERM INT
 wait "$server"
