@@ -105,11 +105,22 @@ PLANTED: dict[str, list[Planted]] = {
     ],
 }
 
+NOTES = (
+    "def notes(value):\n"
+    "    return {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'notes'},"
+    " 'data': {'chapter': value}}\n"
+)
+
 PLANTED["02-architecture"] = [
     Planted(
         "pasted facts",
         {"answer_facts": 'allocatable_cpu = "4"\nserver_version = "v1.0.0"'},
-        {"test_facts": 2},
+        {"test_allocatable_cpu": 1, "test_server_version": 1},
+    ),
+    Planted(
+        "a list that does not follow the cluster",
+        {"answer_list_pods": "def list_pod_names(namespace):\n    return ['probe']"},
+        {"test_list_pods": 2},
     ),
     Planted(
         "listing pods with the shortcut",
@@ -117,7 +128,7 @@ PLANTED["02-architecture"] = [
             "answer_list_pods": "def list_pod_names(namespace):\n"
             "    return sorted(k8s.pods(namespace).column('name'))"
         },
-        {"test_list_pods": 3},
+        {"test_list_pods_by_rest": 1},
     ),
     Planted(
         "scheduler and kubelet swapped",
@@ -130,15 +141,36 @@ PLANTED["02-architecture"] = [
             '    "replaces a deleted pod of a Deployment": "kube-controller-manager",\n'
             "}"
         },
-        {"test_components": 2},
+        {"test_components_control_plane": 1, "test_components_node_and_controllers": 1},
     ),
     Planted(
         "versions typed in",
         {
-            "answer_versions": "k8s.apply({'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'notes'},"
-            " 'data': {'chapter': 'two'}}, ns)\nversion_before, version_after = '1', '2'"
+            "answer_versions": NOTES + "k8s.apply(notes('02'), ns)\nk8s.apply(notes('two'), ns)\n"
+            "version_before, version_after = '1', '2'"
         },
-        {"test_versions": 2},
+        {"test_versions": 1, "test_version_replay": 1},
+    ),
+    Planted(
+        "version_after read as the version before: both the same",
+        {
+            "answer_versions": NOTES + "k8s.apply(notes('02'), ns)\nk8s.apply(notes('two'), ns)\n"
+            "version_before = version_after = k8s.get('configmap/notes', ns).metadata['resourceVersion']"
+        },
+        {"test_version_replay": 1},
+    ),
+    Planted(
+        "answers that claim to equal anything",
+        {
+            "answer_scheduled_by": LYING + 'scheduled_by = Yes("default-scheduler")',
+            "answer_default_account": 'default_account_by = Yes("kube-controller-manager")',
+        },
+        {"test_scheduled_by": 1, "test_default_account": 1},
+    ),
+    Planted(
+        "wrong prediction",
+        {"answer_default_account": 'default_account_by = "kube-apiserver"'},
+        {"test_default_account": 1},
     ),
 ]
 

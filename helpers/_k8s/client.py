@@ -199,7 +199,8 @@ def request(
     """Send one HTTP request to the API server; return the decoded JSON (or the text).
 
     This is all the Kubernetes API is: ``GET /api/v1/namespaces/NS/pods`` and friends. Query
-    parameters go in ``query`` (``{"verbose": "true"}``).
+    parameters go in ``query`` (``{"verbose": "true"}``). A watch (``query={"watch": "1",
+    "timeoutSeconds": "5", ...}``) returns the list of events the server sent until it ended.
 
     CLI: ``kubectl get --raw PATH`` (GET), ``kubectl create --raw PATH -f FILE`` (POST)
 
@@ -211,6 +212,8 @@ def request(
             method, path, body=body, query=query, content_type=content_type, timeout=timeout
         )
         text = bytes(reply.data).decode(errors="replace")
+    if str((query or {}).get("watch", "")).lower() in ("1", "true"):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
     try:
         return json.loads(text)
     except ValueError:
