@@ -37,6 +37,7 @@ from ._k8s.objects import (
     namespace,
 )
 from ._k8s.pods import events, exec, logs, pods
+from ._k8s.views import pod_map, restart_chart, rollout_chart
 from ._k8s.waiting import wait
 from ._k8s.workloads import rollback, rollout_history, scale, set_image
 from ._monitor import Monitor as _Monitor
@@ -70,10 +71,13 @@ __all__ = [
     "monitor",
     "namespace",
     "nodes",
+    "pod_map",
     "pods",
     "port_forward",
     "request",
+    "restart_chart",
     "rollback",
+    "rollout_chart",
     "rollout_history",
     "scale",
     "set_image",

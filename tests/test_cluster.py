@@ -326,11 +326,11 @@ def test_the_pod_monitor_plots_the_summary_api(ns: str) -> None:
 
     k8s.apply(pod("hot", command=["sh", "-c", "while :; do :; done"]), ns)
     k8s.wait("pod/hot", "Ready", ns, timeout=60)
-    before = threading.active_count()
     monitor = k8s.monitor(ns, interval=0.5)
     time.sleep(2)
-    monitor.stop()
-    assert threading.active_count() == before, "the sampling thread ended"
+    picture = monitor.stop()
+    assert not any(t.name == "course-live-view" for t in threading.enumerate()), "it ended"
+    assert picture.png[:4] == b"\x89PNG"
     assert "hot" in monitor.names() and len(monitor.series("hot")) >= 2
     assert monitor.image.value[:4] == b"\x89PNG"
     k8s.delete("pod/hot", ns, wait_until_gone=False)

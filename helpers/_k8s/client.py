@@ -220,6 +220,38 @@ def request(
         return text
 
 
+def watch(
+    path: str,
+    resource_version: str,
+    seconds: int,
+    *,
+    field_selector: str | None = None,
+    label_selector: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The changes to a collection from ``resource_version`` on, as they arrive, for at most
+    ``seconds``: ``GET PATH?watch=1&resourceVersion=V&timeoutSeconds=S``. Each is a dict with
+    ``type`` (ADDED, MODIFIED, DELETED, ERROR) and ``object``."""
+    query = {
+        "watch": "1",
+        "resourceVersion": resource_version,
+        "timeoutSeconds": str(max(1, seconds)),
+        "fieldSelector": field_selector,
+        "labelSelector": label_selector,
+    }
+    with api_errors(f"watching {path}"):
+        stream = send("GET", path, query=query, timeout=seconds + 10)
+        try:
+            buffer = b""
+            for chunk in stream.stream(amt=None, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            stream.release_conn()
+
+
 def get_or_none(path: str) -> dict[str, Any] | None:
     """GET one object's JSON, or None when it does not exist (404)."""
     try:

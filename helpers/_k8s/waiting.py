@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .._deadline import Deadline
 from .._errors import ClusterUnreachable, Forbidden, KubernetesError, WaitTimeout
 from . import status
-from .client import api_errors, get_or_none, send
+from .client import get_or_none, watch
 from .discovery import split_target
 from .objects import Object, list_objects, namespace_for
 
@@ -80,24 +79,7 @@ def _stuck_pods(ns: str | None, raw: Raw, condition: str) -> str | None:
 
 def _watch(path: str, name: str, resource_version: str, seconds: int) -> Iterator[dict[str, Any]]:
     """Changes to one object: ``GET PATH?watch=1&fieldSelector=metadata.name=NAME``."""
-    query = {
-        "watch": "1",
-        "fieldSelector": f"metadata.name={name}",
-        "resourceVersion": resource_version,
-        "timeoutSeconds": str(max(1, seconds)),
-    }
-    with api_errors(f"watching {name}"):
-        stream = send("GET", path, query=query, timeout=seconds + 10)
-        try:
-            buffer = b""
-            for chunk in stream.stream(amt=None, decode_content=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        yield json.loads(line)
-        finally:
-            stream.release_conn()
+    return watch(path, resource_version, seconds, field_selector=f"metadata.name={name}")
 
 
 def wait(target: str, condition: str, ns: str | None = None, *, timeout: float = 60) -> Object:

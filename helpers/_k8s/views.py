@@ -1,0 +1,296 @@
+"""Live views of the cluster, fed by watches (not by polling): a pod map, a rollout chart, and a
+restart chart. Each shows itself in a notebook and ``.stop()`` leaves a still picture."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+
+from .._errors import KubernetesError
+from .._live import Live, show
+from . import status
+from .client import request, watch
+from .discovery import resolve
+from .objects import get, namespace_for
+
+Raw = dict[str, Any]
+
+# How a pod looks on the map, by what it is doing.
+COLOURS = {
+    "ready": "#7bc67b",
+    "starting": "#f2d16b",
+    "failing": "#e4736b",
+    "done": "#b9c3cf",
+    "terminating": "#d9d9d9",
+}
+
+
+def pod_state(pod: Mapping[str, Any]) -> str:
+    """One word for the map's colour: ready, starting, failing, done or terminating."""
+    text = status.pod_status(pod)
+    if text == "Terminating":
+        return "terminating"
+    if text in status.HOPELESS_REASONS or text in ("Failed", "Error", "OOMKilled"):
+        return "failing"
+    if text in ("Succeeded", "Completed"):
+        return "done"
+    return "ready" if status.condition_true(pod, "Ready") else "starting"
+
+
+class WatchedView(Live):
+    """A live view of one kind of object in a namespace. It lists them once, then each update
+    follows the watch for about one interval, so the picture changes as the cluster does."""
+
+    def __init__(
+        self,
+        kind: str,
+        ns: str | None,
+        *,
+        title: str,
+        selector: str | None = None,
+        name: str | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        super().__init__(title=title, interval=interval)
+        resource = resolve(kind)
+        self.path = resource.collection(namespace_for(resource, ns))
+        self.selector = selector
+        self.field = f"metadata.name={name}" if name else None
+        self.objects: dict[str, Raw] = {}
+        self.changes: list[tuple[float, str, Raw]] = []  # (seconds, ADDED/MODIFIED/DELETED, object)
+        self.version = ""
+
+    def _list(self) -> None:
+        query = {"labelSelector": self.selector, "fieldSelector": self.field}
+        listing = request("GET", self.path, query=query, what=f"listing {self.path}")
+        self.version = listing["metadata"]["resourceVersion"]
+        with self.lock:
+            self.objects = {item["metadata"]["name"]: item for item in listing.get("items") or []}
+            for item in self.objects.values():
+                self.changes.append((self.elapsed(), "LISTED", item))
+
+    def update(self) -> None:
+        if not self.version:
+            self._list()
+            return
+        seconds = max(1, round(self.interval))
+        try:
+            for event in watch(
+                self.path,
+                self.version,
+                seconds,
+                field_selector=self.field,
+                label_selector=self.selector,
+            ):
+                kind, item = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":  # the version is too old to watch from: list again
+                    self.version = ""
+                    return
+                self.version = item["metadata"]["resourceVersion"]
+                with self.lock:
+                    if kind == "DELETED":
+                        self.objects.pop(item["metadata"]["name"], None)
+                    else:
+                        self.objects[item["metadata"]["name"]] = item
+                    self.changes.append((self.elapsed(), str(kind), item))
+                if self._stop.is_set():
+                    return
+        except KubernetesError as error:
+            if "410" in str(error) or "Expired" in str(error):
+                self.version = ""
+                return
+            raise
+
+    def pause(self) -> float:
+        return 0.0  # the watch itself waits for changes
+
+
+class PodMap(WatchedView):
+    """Pods grouped by node, coloured by what they are doing."""
+
+    figure_size = (8.0, 3.6)
+
+    def draw(self, figure: Figure) -> None:
+        axes = figure.add_subplot()
+        axes.axis("off")
+        by_node: dict[str, list[Raw]] = {}
+        for pod in sorted(self.objects.values(), key=lambda p: p["metadata"]["name"]):
+            by_node.setdefault(
+                (pod.get("spec") or {}).get("nodeName") or "(no node yet)", []
+            ).append(pod)
+        columns = max(1, len(by_node))
+        axes.set(xlim=(0, columns), ylim=(0, 1))
+        for column, (node, pods) in enumerate(sorted(by_node.items())):
+            axes.add_patch(
+                FancyBboxPatch(
+                    (column + 0.03, 0.02),
+                    0.94,
+                    0.9,
+                    boxstyle="round,pad=0.01",
+                    facecolor="#f4f6f8",
+                    edgecolor="#9aa5b1",
+                )
+            )
+            axes.text(column + 0.5, 0.95, node, ha="center", fontsize=9, weight="bold")
+            for slot, pod in enumerate(pods[:24]):
+                x = column + 0.08 + (slot % 3) * 0.3
+                y = 0.78 - (slot // 3) * 0.1
+                state = pod_state(pod)
+                axes.add_patch(
+                    FancyBboxPatch(
+                        (x, y),
+                        0.26,
+                        0.07,
+                        boxstyle="round,pad=0.005",
+                        facecolor=COLOURS[state],
+                        edgecolor="#555555",
+                        linewidth=0.6,
+                    )
+                )
+                label = pod["metadata"]["name"][-20:]
+                axes.text(x + 0.13, y + 0.035, label, ha="center", va="center", fontsize=6.5)
+        if not by_node:
+            axes.text(0.5, 0.5, "no pods", ha="center", color="#777777")
+        handles = [
+            FancyBboxPatch((0, 0), 1, 1, facecolor=c, edgecolor="#555555") for c in COLOURS.values()
+        ]
+        axes.legend(
+            handles,
+            list(COLOURS),
+            loc="lower center",
+            ncol=5,
+            fontsize=7,
+            bbox_to_anchor=(0.5, -0.12),
+            frameon=False,
+        )
+        counts = {s: sum(1 for p in self.objects.values() if pod_state(p) == s) for s in COLOURS}
+        axes.set_title(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "empty", fontsize=9)
+
+
+class RolloutChart(WatchedView):
+    """Ready pods of each ReplicaSet of a Deployment over time, labelled with revision and image."""
+
+    def __init__(self, deployment: str, ns: str | None, *, interval: float = 1.0) -> None:
+        found = get(f"deployment/{deployment.split('/', 1)[-1]}", ns)
+        labels = (found.spec.get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        self.deployment = found.name
+        self.wanted = int(found.spec.get("replicas", 1))
+        super().__init__(
+            "replicasets",
+            found.namespace,
+            title=f"rollout of deployment/{found.name}",
+            selector=selector,
+            interval=interval,
+        )
+
+    def _mine(self, rs: Mapping[str, Any]) -> bool:
+        owners = (rs.get("metadata") or {}).get("ownerReferences") or []
+        return any(
+            o.get("kind") == "Deployment" and o.get("name") == self.deployment for o in owners
+        )
+
+    def series(self) -> dict[str, list[tuple[float, int]]]:
+        """Ready pods over time per ReplicaSet, keyed "rev N: IMAGE"."""
+        lines: dict[str, list[tuple[float, int]]] = {}
+        for seconds, _, rs in self.changes:
+            if not self._mine(rs):
+                continue
+            annotations = rs["metadata"].get("annotations") or {}
+            images = ", ".join(c["image"] for c in rs["spec"]["template"]["spec"]["containers"])
+            key = f"rev {annotations.get('deployment.kubernetes.io/revision', '?')}: {images}"
+            lines.setdefault(key, []).append(
+                (seconds, int((rs.get("status") or {}).get("readyReplicas", 0)))
+            )
+        return lines
+
+    def draw(self, figure: Figure) -> None:
+        axes = figure.add_subplot()
+        now = self.elapsed()
+        for key, points in sorted(self.series().items()):
+            xs = [t for t, _ in points] + [now]
+            ys = [v for _, v in points] + [points[-1][1]]
+            axes.step(xs, ys, where="post", label=key, linewidth=2)
+        axes.axhline(self.wanted, linestyle="--", color="#888888", linewidth=1)
+        axes.set(
+            xlabel="seconds",
+            ylabel="ready pods",
+            ylim=(-0.2, self.wanted + 1.5),
+            xlim=(0, max(now, 5)),
+        )
+        axes.legend(loc="upper left", fontsize="small")
+
+
+class RestartChart(WatchedView):
+    """How often one pod's containers have restarted, over time: the back-off made visible."""
+
+    def __init__(self, pod: str, ns: str | None, *, interval: float = 1.0) -> None:
+        name = pod.split("/", 1)[-1]
+        super().__init__("pods", ns, title=f"restarts of pod/{name}", name=name, interval=interval)
+
+    def points(self) -> list[tuple[float, int, str]]:
+        """(seconds, restarts, status) each time the pod changed."""
+        return [(t, status.restarts(pod), status.pod_status(pod)) for t, _, pod in self.changes]
+
+    def draw(self, figure: Figure) -> None:
+        axes = figure.add_subplot()
+        points = self.points()
+        now = self.elapsed()
+        if points:
+            axes.step(
+                [t for t, _, _ in points] + [now],
+                [r for _, r, _ in points] + [points[-1][1]],
+                where="post",
+                linewidth=2,
+            )
+            previous = None
+            for t, restarts, text in points:
+                if text != previous:
+                    axes.annotate(
+                        text, (t, restarts), xytext=(3, 6), textcoords="offset points", fontsize=7
+                    )
+                    previous = text
+        axes.set(xlabel="seconds", ylabel="restarts", ylim=(-0.2, None), xlim=(0, max(now, 5)))
+
+
+def _started(view: WatchedView) -> WatchedView:
+    show(view)
+    return view
+
+
+def pod_map(ns: str | None = None, *, selector: str | None = None) -> PodMap:
+    """A live map of the pods in a namespace: grouped by node, coloured by ready, starting,
+    failing, done or terminating. Fed by a watch; ``.stop()`` leaves a still picture.
+
+    CLI: ``kubectl get pods -n NS -o wide --watch``
+    """
+    view = PodMap(
+        "pods", ns, title=f"pods in {namespace_for(resolve('pods'), ns)}", selector=selector
+    )
+    _started(view)
+    return view
+
+
+def rollout_chart(deployment: str, ns: str | None = None) -> RolloutChart:
+    """A live chart of a Deployment's rollout: ready pods of each ReplicaSet (revision, image)
+    over time. Fed by a watch; ``.stop()`` leaves a still picture.
+
+    CLI: ``kubectl get replicasets -n NS -l app=web --watch``
+    """
+    view = RolloutChart(deployment, ns)
+    _started(view)
+    return view
+
+
+def restart_chart(pod: str, ns: str | None = None) -> RestartChart:
+    """A live chart of one pod's container restarts over time (CrashLoopBackOff's growing
+    pauses). Fed by a watch; ``.stop()`` leaves a still picture.
+
+    CLI: ``kubectl get pod NAME -n NS --watch``
+    """
+    view = RestartChart(pod, ns)
+    _started(view)
+    return view
