@@ -11,17 +11,17 @@ source "$repo/cluster/lib.sh"
 # shellcheck source=cluster/addons/common.sh
 source "$repo/cluster/addons/common.sh"
 RUN_LOG=${TMPDIR:-/tmp}/cloud-native-course-kind.log
-name=cloud-native-course
+KIND_CLUSTER_NAME=cloud-native-course # upper case: lib.sh functions have locals named "name"
 command -v kind >/dev/null || fail "kind is not installed: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (or use the conda environment)"
-exists() { kind get clusters 2>/dev/null | grep -qx "$name"; }
-kubectl() { command kubectl --context "kind-$name" "$@"; }
+exists() { kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER_NAME"; }
+kubectl() { command kubectl --context "kind-$KIND_CLUSTER_NAME" "$@"; }
 
 load_image() { # IMAGE: into the kind node's containerd
   # Docker Desktop's containerd image store breaks `kind load docker-image`; an archive always works.
-  kind load docker-image --name "$name" "$1" && return 0
+  kind load docker-image --name "$KIND_CLUSTER_NAME" "$1" && return 0
   local archive rc=0
   archive=$(mktemp)
-  { docker save -o "$archive" "$1" && kind load image-archive --name "$name" "$archive"; } || rc=$?
+  { docker save -o "$archive" "$1" && kind load image-archive --name "$KIND_CLUSTER_NAME" "$archive"; } || rc=$?
   rm -f "$archive"
   return "$rc"
 }
@@ -48,7 +48,7 @@ case "${1:-up}" in
   up)
     command -v kubectl >/dev/null || fail "kubectl is not installed: https://kubernetes.io/docs/tasks/tools/ (or use the conda environment)"
     if exists; then
-      ok "kind cluster $name already exists"
+      ok "kind cluster $KIND_CLUSTER_NAME already exists"
     else
       mkdir -p "$repo/cluster/volumes"
       config=$(mktemp)
@@ -57,14 +57,14 @@ case "${1:-up}" in
       rm -f "$config"
     fi
     ensure_metrics_server
-    ok "kind cluster $name is up; next: make images (loads the course images), then make lab"
+    ok "kind cluster $KIND_CLUSTER_NAME is up; next: make images (loads the course images), then make lab"
     ;;
   down)
-    if exists; then kind delete cluster --name "$name"; fi
-    ok "kind cluster $name deleted"
+    if exists; then kind delete cluster --name "$KIND_CLUSTER_NAME"; fi
+    ok "kind cluster $KIND_CLUSTER_NAME deleted"
     ;;
   status)
-    exists || fail "no kind cluster $name; start it with: make cluster"
+    exists || fail "no kind cluster $KIND_CLUSTER_NAME; start it with: make cluster"
     kubectl get nodes -o wide
     ;;
   *) fail "usage: $0 up|down|status" ;;

@@ -48,10 +48,11 @@ fail() {
 _on_err() { # RC COMMAND LINE, from the ERR trap
   # A failing command substitution or subshell is reported once, by the shell that ran it.
   [ "$BASH_SUBSHELL" = "$_lib_subshell" ] || return 0
-  local rc=$1 command=$2 where="${BASH_SOURCE[1]:-$0}:$3"
+  local rc=$1 command=$2 where="${BASH_SOURCE[1]:-$0}:$3" i
   printf ' ✗ %s failed (exit %d)\n' "${_step:-$(basename "$0")}" "$rc" >&2
-  if [ "${FUNCNAME[1]:-}" = run ]; then # name the command run was given, where run was called
-    printf '   command: %s\n   at: %s:%s\n' "$_last_run" "${BASH_SOURCE[2]:-$0}" "${BASH_LINENO[1]:-?}" >&2
+  for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do [ "${FUNCNAME[i]}" = run ] && break; done
+  if ((i < ${#FUNCNAME[@]})); then # it failed under `run`: name what run was given, and where
+    printf '   command: %s\n   at: %s:%s\n' "$_last_run" "${BASH_SOURCE[i + 1]:-$0}" "${BASH_LINENO[i]:-?}" >&2
     printf '   its output (all of it in %s):\n' "$RUN_LOG" >&2
     tail -c +"$((_run_offset + 1))" "$RUN_LOG" | tail -n 20 | sed 's/^/   │ /' >&2
   else
@@ -65,7 +66,8 @@ run() { # COMMAND...: quiet on success; on failure the ERR trap shows the comman
   _last_run=$(printf '%q ' "$@")
   printf '\n$ %s\n' "$_last_run" >>"$RUN_LOG"
   _run_offset=$(wc -c <"$RUN_LOG")
-  "$@" >>"$RUN_LOG" 2>&1
+  # A subshell, so that a failure inside a function is reported here, not into the log.
+  ("$@") >>"$RUN_LOG" 2>&1
 }
 
 _show_log_tail() { # LOGFILE

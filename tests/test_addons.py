@@ -345,12 +345,24 @@ def test_a_component_that_dies_is_reported_at_once_with_its_log(tmp_path: Path) 
     assert "fatal: port already in use" in result.stderr, result.stderr
 
 
-def test_a_failing_command_names_its_step_and_the_command() -> None:
+def test_a_failing_command_names_its_step_and_the_command(tmp_path: Path) -> None:
     result = bash('step "Copying the config"; cp /nonexistent/config /tmp/; echo not reached')
     assert result.returncode == 1
     assert "✗ Copying the config failed (exit 1)" in result.stderr, result.stderr
     assert "command: cp /nonexistent/config /tmp/" in result.stderr
     assert "not reached" not in result.stdout
+
+    # under `run` the output is quiet until it fails, even inside a function
+    script = (
+        'compile() { echo "compiling"; echo "x.go:3: undefined: foo" >&2; return 2; }; '
+        'RUN_LOG="$1"; step "Building x"; run compile --fast; echo not reached'
+    )
+    result = bash(script, str(tmp_path / "run.log"))
+    assert result.returncode == 2
+    assert "✗ Building x failed (exit 2)" in result.stderr, result.stderr
+    assert "command: compile --fast" in result.stderr
+    assert "x.go:3: undefined: foo" in result.stderr, "the command's own output, shown"
+    assert "compiling" not in result.stdout and "not reached" not in result.stdout
 
 
 # --- down.sh: last, because it stops the cluster (and brings it back) -------------------------

@@ -30,14 +30,19 @@ manifests=$(
 wanted=$(printf '%s\n%s\n' "$manifests" "$(cat "$repo"/images/{coredns,metrics-server,local-path-provisioner}/Dockerfile)" |
   cksum | cut -d' ' -f1)
 
-in_containerd() { # every add-on image is in containerd's k8s.io namespace
+containerd_ref() { # IMAGE: the name `docker save | ctr import` gives it
+  case $1 in */*) echo "docker.io/$1" ;; *) echo "docker.io/library/$1" ;; esac
+}
+in_containerd() { # every add-on image is in containerd's k8s.io namespace, where the kubelet looks
   local have image
   have=$(ctr -n k8s.io images ls -q)
-  for image in "${images[@]}"; do
-    # `docker save | ctr import` names course/x:1 docker.io/course/x:1, and busybox:1.35 docker.io/library/busybox:1.35
-    case $image in */*) image=docker.io/$image ;; *) image=docker.io/library/$image ;; esac
-    grep -qxF "$image" <<<"$have" || return 1
-  done
+  for image in "${images[@]}"; do grep -qxF "$(containerd_ref "$image")" <<<"$have" || return 1; done
+}
+same_as_docker() { # IMAGE: containerd holds the very image Docker has (same config digest)
+  local manifest
+  manifest=$(ctr -n k8s.io images ls "name==$(containerd_ref "$1")" | awk 'NR == 2 {print $3}')
+  [ -n "$manifest" ] &&
+    ctr -n k8s.io content get "$manifest" | grep -qF "\"digest\":\"$(docker image inspect -f '{{.Id}}' "$1")\""
 }
 applied() { kubectl -n kube-system get configmap course-addons -o 'jsonpath={.data.applied}' 2>/dev/null; }
 
@@ -61,9 +66,12 @@ if ! docker image inspect "$LOCAL_PATH_HELPER_IMAGE" >/dev/null 2>&1; then
 fi
 
 import_image() { docker save "$1" | ctr -n k8s.io images import - >/dev/null; }
-step "Loading the add-on images into containerd"
-for image in "${images[@]}"; do run import_image "$image"; done
-ok
+for image in "${images[@]}"; do
+  same_as_docker "$image" && continue
+  step "Loading $image into containerd"
+  run import_image "$image"
+  ok
+done
 
 step "Applying the add-ons (cluster/addons/*.yaml)"
 # A StorageClass's provisioner and binding mode cannot change: replace an older "standard"

@@ -31,6 +31,14 @@ all_running() {
   local name
   for name in "${components[@]}"; do kill -0 "$(cat "$pids/$name.pid" 2>/dev/null)" 2>/dev/null || return 1; done
 }
+# write_if_changed FILE <CONTENT: leaves FILE alone when it already holds CONTENT. kube-proxy
+# exits as soon as its config file is written to, even with the same content.
+write_if_changed() {
+  local content
+  content=$(cat)
+  if [ -f "$1" ] && [ "$(cat "$1")" = "$content" ]; then return 0; fi
+  printf '%s\n' "$content" >"$1"
+}
 node_ready() { [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
 
 if [ "$(cat "$STATE_DIR/up.stamp" 2>/dev/null)" = "$stamp" ] && all_running &&
@@ -50,7 +58,7 @@ rm -f "$STATE_DIR/up.stamp"
 mkdir -p /opt/cni/bin /etc/cni/net.d
 for plugin in /usr/lib/cni/*; do ln -sf "$plugin" "/opt/cni/bin/$(basename "$plugin")"; done
 [ -x /opt/cni/bin/bridge ] || fail "CNI plugins missing (Debian: apt-get install containernetworking-plugins)"
-cat > /etc/cni/net.d/10-course.conflist <<JSON
+write_if_changed /etc/cni/net.d/10-course.conflist <<JSON
 {
   "cniVersion": "1.0.0",
   "name": "course-pods",
@@ -109,7 +117,7 @@ issue_cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME"
 issue_cert kube-proxy "/CN=system:kube-proxy"
 
 write_kubeconfig() { # write_kubeconfig FILE CERT_NAME
-  cat > "$1" <<YAML
+  write_if_changed "$1" <<YAML
 apiVersion: v1
 kind: Config
 clusters:
@@ -127,7 +135,7 @@ YAML
 for who in admin controller-manager scheduler kubelet kube-proxy; do
   write_kubeconfig "$STATE_DIR/$who.kubeconfig" "$who"
 done
-cp "$STATE_DIR/admin.kubeconfig" "$KUBECONFIG_PATH"
+write_if_changed "$KUBECONFIG_PATH" <"$STATE_DIR/admin.kubeconfig"
 
 # --- processes --------------------------------------------------------------------------------
 # start NAME COMMAND...: run in the background, log to LOG_DIR/NAME.log, remember pid and command.
@@ -146,6 +154,9 @@ start() {
     kill "$pid"
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
+  elif [ -n "$pid" ]; then
+    printf '   starting %s again: it was not running (last lines of %s.log before:)\n' "$name" "$LOG_DIR/$name"
+    tail -n 3 "$LOG_DIR/$name.log" 2>/dev/null | sed 's/^/   │ /'
   fi
   printf '\n=== %s: started by cluster/local/up.sh\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$LOG_DIR/$name.log"
   nohup "$@" >>"$LOG_DIR/$name.log" 2>&1 &
@@ -211,7 +222,7 @@ fi
 ok "pause image $PAUSE_IMAGE in containerd"
 
 kubelet_config=$STATE_DIR/kubelet/config.yaml
-cat > "$kubelet_config" <<YAML
+write_if_changed "$kubelet_config" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -236,7 +247,7 @@ YAML
 step "Starting the kubelet and kube-proxy"
 start kubelet "$BIN_DIR/kubelet" --config="$kubelet_config" --kubeconfig="$STATE_DIR/kubelet.kubeconfig" \
   --hostname-override="$NODE_NAME" --node-ip="$POD_GATEWAY" --root-dir=/var/lib/kubelet
-cat > "$STATE_DIR/kube-proxy.yaml" <<YAML
+write_if_changed "$STATE_DIR/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$STATE_DIR/kube-proxy.kubeconfig"}
