@@ -41,7 +41,8 @@ go_in() { # DIR GO-ARGUMENTS...: go in DIR with the course's caches (in a golang
   if command -v go >/dev/null; then
     (cd "$dir" && go "$@")
   else
-    docker run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp -v "$CACHE_DIR:$CACHE_DIR" -w "$dir" \
+    docker run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp -w "$dir" \
+      -v "$CACHE_DIR:$CACHE_DIR" -v "$GOMODCACHE:$GOMODCACHE" -v "$GOCACHE:$GOCACHE" \
       -e GOMODCACHE -e GOCACHE -e GOFLAGS -e CGO_ENABLED -e GOOS -e GOARCH -e GOTOOLCHAIN \
       "$GO_IMAGE" go "$@"
   fi
@@ -81,7 +82,7 @@ build_image() { # NAME: the image, FROM scratch with the cached binary
 GOARCH=$(docker version --format '{{.Server.Arch}}' 2>/dev/null) ||
   fail "no Docker engine answers (make docker starts one on Linux as root)"
 export GOOS=linux GOARCH CGO_ENABLED=0 GOFLAGS=-mod=mod GOMODCACHE GOCACHE
-mkdir -p "$CACHE_DIR/addons"
+mkdir -p "$CACHE_DIR/addons" "$GOMODCACHE" "$GOCACHE"
 for name in "$@"; do
   describe "$name"
   build_binary "$name"
