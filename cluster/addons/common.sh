@@ -28,6 +28,7 @@ render_manifest() { # FILE [NAME=VALUE...]: extra values (the DNS IP, say) come 
     sed_args+=(-e "s|\${${pair%%=*}}|${pair#*=}|g")
   done
   out=$(sed "${sed_args[@]}" "$file")
+  # shellcheck disable=SC2016 # a literal ${NAME}
   if grep -q '\${[A-Z_]*}' <<<"$out"; then
     fail "$file has a placeholder no one fills in: $(grep -o '\${[A-Z_]*}' <<<"$out" | sort -u | tr '\n' ' ')"
   fi

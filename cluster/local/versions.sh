@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: every name here is used by the scripts that source it
 # Versions and paths of the local cluster; sourced by the scripts in this folder.
 # Keep K8S_VERSION on the same minor as the kind node image in cluster/kind.yaml.
 K8S_VERSION=${K8S_VERSION:-v1.35.4}
