@@ -270,6 +270,7 @@ def _object(target: str, ns: str) -> Object:
 
 def pod_ready(name: str, ns: str, *, containers: int | None = None, timeout: float = 30) -> None:
     """The pod becomes Ready within ``timeout`` s, with ``containers`` ready containers."""
+    _object(f"pod/{name}", ns)  # a pod that does not exist fails now, not after the timeout
     try:
         wait(f"pod/{name}", "Ready", ns, timeout=timeout)
     except CourseError:

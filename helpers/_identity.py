@@ -86,6 +86,6 @@ def chapter(name: str | None = None) -> Chapter:
     if _current_chapter is None:
         raise CourseError(
             "No chapter is set for this notebook.",
-            hint="Run the notebook's setup cell first, e.g. helpers.chapter('01-containers').",
+            hint="Run the notebook's setup cell first, e.g. helpers.setup('01-containers').",
         )
     return Chapter(_current_chapter, learner_name())

@@ -17,7 +17,9 @@ def _show_course_error(
     if os.environ.get("COURSE_DEBUG"):
         return list(shell.showtraceback((etype, value, tb), tb_offset=tb_offset) or [])
     text = f"{etype.__name__}: {value}"
-    print(text, file=__import__("sys").stderr)
+    # A real error output (as a traceback would be), so the notebook, nbgrader and the tests all
+    # see the cell failed; only its text is short.
+    shell._showtraceback(etype, value, [text])
     return [text]
 
 

@@ -22,8 +22,8 @@ The code is in ``helpers/_k8s/``, one module per concern.
 """
 
 from ._cluster import backend, load_image
-from ._diagram import architecture
 from ._k8s.client import request
+from ._k8s.diagrams import architecture, pod_diagram
 from ._k8s.metrics import nodes, usage
 from ._k8s.network import api_proxy, port_forward
 from ._k8s.objects import (
@@ -71,6 +71,7 @@ __all__ = [
     "monitor",
     "namespace",
     "nodes",
+    "pod_diagram",
     "pod_map",
     "pods",
     "port_forward",

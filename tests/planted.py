@@ -174,30 +174,50 @@ PLANTED["02-architecture"] = [
     ),
 ]
 
+POD = "{'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': %r}, 'spec': %s}"
+SERVE = "['sh', '-c', \"trap 'exit 0' TERM; httpd -f -p 80 -h /shared & wait\"]"
+WRITE = "['sh', '-c', \"trap 'exit 0' TERM; echo written by writer > /shared/index.html; sleep 3600 & wait\"]"
+
 PLANTED["03-pods"] = [
     Planted(
         "each container has its own volume",
         {
-            "answer_pair": "def pair_manifest():\n"
-            "    return {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'pair'}, 'spec': {\n"
-            "        'volumes': [{'name': 'a', 'emptyDir': {}}, {'name': 'b', 'emptyDir': {}}],\n"
-            "        'containers': [\n"
-            "            {'name': 'writer', 'image': 'course/web:v1', 'volumeMounts': [{'name': 'a', 'mountPath': '/shared'}],\n"
-            "             'command': ['sh', '-c', 'echo written by writer > /shared/index.html; sleep 3600']},\n"
-            "            {'name': 'server', 'image': 'course/web:v1', 'volumeMounts': [{'name': 'b', 'mountPath': '/shared'}],\n"
-            "             'command': ['httpd', '-f', '-p', '80', '-h', '/shared']}]}}"
+            "answer_pair": "def pair_manifest():\n    return "
+            + POD
+            % (
+                "pair",
+                "{'volumes': [{'name': 'a', 'emptyDir': {}}, {'name': 'b', 'emptyDir': {}}],"
+                " 'containers': ["
+                f"{{'name': 'writer', 'image': 'course/web:v1', 'command': {WRITE},"
+                " 'volumeMounts': [{'name': 'a', 'mountPath': '/shared'}]},"
+                f"{{'name': 'server', 'image': 'course/web:v1', 'command': {SERVE},"
+                " 'volumeMounts': [{'name': 'b', 'mountPath': '/shared'}]}]}",
+            )
         },
-        {"test_pair": 3},
+        {"test_pair_shared": 2},
     ),
     Planted(
         "probe still on the wrong port",
         {
-            "answer_fixed": "fixed = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'fixme'}, 'spec': {'containers': [{\n"
-            "    'name': 'web', 'image': 'course/web:v1',\n"
-            "    'readinessProbe': {'httpGet': {'path': '/healthz', 'port': 8080}, 'periodSeconds': 2}}]}}\n"
-            "k8s.apply(fixed, ns)"
+            "answer_fixed": "fixed = "
+            + POD
+            % (
+                "fixme",
+                "{'containers': [{'name': 'web', 'image': 'course/web:v1', 'readinessProbe':"
+                " {'httpGet': {'path': '/healthz', 'port': 8080}, 'periodSeconds': 2}}]}",
+            )
+            + "\nk8s.apply(fixed, ns)"
         },
-        {"test_fixed": 3},
+        {"test_fixed_ready": 2, "test_fixed_probe": 1},
+    ),
+    Planted(
+        "probe removed instead of fixed",
+        {
+            "answer_fixed": "fixed = "
+            + POD % ("fixme", "{'containers': [{'name': 'web', 'image': 'course/web:v1'}]}")
+            + "\nk8s.apply(fixed, ns)"
+        },
+        {"test_fixed_probe": 1},
     ),
     Planted(
         "a guessed password",
@@ -205,14 +225,44 @@ PLANTED["03-pods"] = [
         {"test_password": 2},
     ),
     Planted(
-        "predicted Succeeded",
+        "exit 0 instead of exit 1, and predicted Succeeded",
         {
-            "answer_exit_one": 'predicted_phase = "Succeeded"\n'
-            "k8s.apply({'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'exit-one'}, 'spec': {\n"
-            "    'restartPolicy': 'Never',\n"
-            "    'containers': [{'name': 'job', 'image': 'course/web:v1', 'command': ['sh', '-c', 'exit 1']}]}}, ns)\n"
-            "k8s.wait('pod/exit-one', 'Failed', ns)"
+            "answer_predict_phase": 'predicted_phase = "Succeeded"',
+            "answer_exit_one": "k8s.apply("
+            + POD
+            % (
+                "exit-one",
+                "{'restartPolicy': 'Never', 'containers': [{'name': 'job', 'image':"
+                " 'course/web:v1', 'command': ['sh', '-c', 'exit 0']}]}",
+            )
+            + ", ns)\nk8s.wait('pod/exit-one', 'Succeeded', ns)",
         },
-        {"test_predicted_phase": 1},
+        {"test_predicted_phase": 1, "test_exit_one": 1},
+    ),
+    Planted(
+        "answers that claim to equal anything",
+        {
+            "answer_password": LYING + 'password = Yes("whatever")',
+            "answer_predict_phase": 'predicted_phase = Yes("Failed")',
+        },
+        {"test_password": 2, "test_predicted_phase": 1},
+    ),
+    Planted(
+        "the classic sidecar, not a native one",
+        {
+            "answer_shipper": "def shipper_manifest():\n"
+            "    mount = [{'name': 'logs', 'mountPath': '/logs'}]\n"
+            "    ship = \"trap 'exit 0' TERM; touch /logs/app.log; tail -f /logs/app.log | while read line; do echo shipped: $line; done & wait\"\n"
+            "    write = \"trap 'exit 0' TERM; while true; do date >> /logs/app.log; sleep 1; done\"\n"
+            "    return "
+            + POD
+            % (
+                "shipper",
+                "{'volumes': [{'name': 'logs', 'emptyDir': {}}], 'containers': ["
+                "{'name': 'app', 'image': 'course/web:v1', 'command': ['sh', '-c', write], 'volumeMounts': mount},"
+                "{'name': 'log-shipper', 'image': 'course/web:v1', 'command': ['sh', '-c', ship], 'volumeMounts': mount}]}",
+            )
+        },
+        {"test_sidecar_native": 1},
     ),
 ]

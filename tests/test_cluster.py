@@ -200,9 +200,19 @@ def test_a_manual_pv_keeps_data_across_pods_and_the_default_class_provisions(ns:
             },
         }
         k8s.apply(dynamic, ns)
+        time.sleep(2)
+        # The default class binds a claim once a pod uses it (WaitForFirstConsumer), on kind too.
+        assert k8s.get("pvc/dynamic", ns).status["phase"] == "Pending"
+        consumer = pod("consumer")
+        consumer["spec"]["volumes"] = [
+            {"name": "data", "persistentVolumeClaim": {"claimName": "dynamic"}}
+        ]
+        consumer["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+        k8s.apply(consumer, ns)
         bound = k8s.wait("pvc/dynamic", "Bound", ns, timeout=60)
-        assert bound is not None and bound.spec["storageClassName"] == "standard"
+        assert bound.spec["storageClassName"] == "standard"
     finally:
+        k8s.delete("pod/consumer", ns, wait_until_gone=True)
         k8s.delete("pod/reader", ns, wait_until_gone=True)
         k8s.delete("pvc/manual-claim", ns)
         k8s.delete(f"pv/{pv_name}", None, wait_until_gone=False)

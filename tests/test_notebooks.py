@@ -1,8 +1,9 @@
 """Every lesson runs top to bottom in a fresh kernel, twice (the second run proves it cleans up
-after itself), against the real engine and cluster."""
+after itself), against the real engine and cluster, and follows the chapter standard."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -12,8 +13,8 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parent.parent
 LESSONS = sorted((REPO / "course").glob("[0-9][0-9]-*.ipynb"))
-
-pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
+HELPER_CALL = re.compile(r"\b(?:docker|k8s)\.\w+\(|\bhelpers\.(?:fetch|doctor)\(")
+DRAWS = re.compile(r"k8s\.(?:architecture|pod_diagram)\(|\.stop\(\)\s*$")
 
 
 def execute(path: Path, timeout: int = 180) -> tuple[nbformat.NotebookNode, float]:
@@ -23,29 +24,62 @@ def execute(path: Path, timeout: int = 180) -> tuple[nbformat.NotebookNode, floa
         notebook,
         timeout=timeout,
         kernel_name="python3",
+        allow_errors=True,
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     return notebook, time.monotonic() - started
 
 
-def _errors(notebook: nbformat.NotebookNode) -> list[str]:
+def failures(notebook: nbformat.NotebookNode) -> list[str]:
+    """Error outputs, and anything a cell wrote to stderr."""
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") == "error":
+                found.append(f"cell {index}: {output['ename']}: {output['evalue'][:300]}")
+            elif output.get("output_type") == "stream" and output.get("name") == "stderr":
+                found.append(f"cell {index} wrote to stderr: {output['text'][:300]}")
+    return found
+
+
+def pictures_missing(notebook: nbformat.NotebookNode) -> list[str]:
+    """Cells that draw (a diagram, or stopping a live view) but left no image in the notebook."""
     return [
-        f"{o['ename']}: {o['evalue']}"
-        for c in notebook.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-        if o.get("output_type") == "error"
+        cell.source.splitlines()[-1]
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        and DRAWS.search(cell.source)
+        and not any("image/png" in (o.get("data") or {}) for o in cell.get("outputs", []))
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.cluster
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_twice_in_a_fresh_kernel(lesson: Path) -> None:
     for attempt in (1, 2):
         notebook, seconds = execute(lesson)
-        assert not _errors(notebook), f"run {attempt}: {_errors(notebook)}"
-        assert seconds < 180, (
-            f"run {attempt} took {seconds:.0f} s; a lesson must take under 3 minutes"
-        )
+        assert not failures(notebook), f"run {attempt}: {failures(notebook)}"
+        assert not pictures_missing(notebook), f"no image/png from: {pictures_missing(notebook)}"
+        assert seconds < 180, f"run {attempt} took {seconds:.0f} s; a lesson must take under 3 min"
+
+
+def calls_without_cli(source: str) -> list[str]:
+    """Lines that call a helper with no "CLI:" comment on them or just above them."""
+    lines = source.splitlines()
+    missing = []
+    for number, line in enumerate(lines):
+        if not HELPER_CALL.search(line.split("#", 1)[0]):
+            continue
+        above = number - 1
+        documented = "CLI:" in line
+        while not documented and above >= 0 and lines[above].strip().startswith("#"):
+            documented = "CLI:" in lines[above]
+            above -= 1
+        if not documented:
+            missing.append(line.strip())
+    return missing
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
@@ -54,15 +88,35 @@ def test_lesson_follows_the_chapter_standard(lesson: Path) -> None:
     markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
     code = [c.source for c in notebook.cells if c.cell_type == "code"]
     assert markdown.count("\n# ") + markdown.startswith("# ") == 1, "one H1 per lesson"
-    assert "helpers.setup(" in code[0], "the first code cell is the setup cell"
-    assert markdown.lower().count("predict") >= 2, "at least two predict-then-observe moments"
-    assert "## Summary" in markdown
-    assert "cleanup" in "\n".join(code[-3:]).lower() or "delete_namespace" in "\n".join(code[-3:])
-    assert sum("CLI:" in c or "kubectl" in c for c in code) >= len(code) // 3, (
-        "show the CLI beside helpers"
+    assert "helpers.setup(" in code[0] and "helpers.doctor(" in code[0], (
+        "the first code cell sets up and checks the machine before anything needs it"
     )
+    predictions = [
+        match.group(1)
+        for cell in code
+        for match in re.finditer(r"^(\w+) = helpers\.predict\(", cell, re.MULTILINE)
+    ]
+    assert len(predictions) >= 2, "at least two predict-then-observe moments"
+    for name in predictions:
+        where = next(i for i, cell in enumerate(code) if f"{name} = helpers.predict(" in cell)
+        assert any(f"{name}.observe(" in cell for cell in code[where + 1 :]), (
+            f"the prediction {name!r} is observed in a later cell"
+        )
+    assert "## Summary" in markdown
+    assert "cleanup" in "\n".join(code[-3:]) or "delete_namespace" in "\n".join(code[-3:])
+    undocumented = [line for cell in code for line in calls_without_cli(cell)]
+    assert not undocumented, f"helper calls without their CLI command: {undocumented}"
     long_cells = [c for c in code if len(c.splitlines()) > 12]
     assert not long_cells, f"keep code cells short: {long_cells[0][:80]}"
+    assert "article" not in markdown.lower(), "the lesson stands on its own"
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), (
         "commit without outputs"
     )
+
+
+def test_the_cli_rule_catches_an_undocumented_call() -> None:
+    assert calls_without_cli("# CLI: docker ps\ndocker.ps()") == []
+    assert calls_without_cli("x = 1\ndocker.ps()") == ["docker.ps()"]
+    assert calls_without_cli("# CLI: a\n# more\nk8s.pods(ns)\nk8s.logs('web')") == [
+        "k8s.logs('web')"
+    ]

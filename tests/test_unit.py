@@ -177,6 +177,15 @@ def test_wait_conditions() -> None:
     )
 
 
+def test_wait_takes_jsonpath_conditions_as_kubectl_does() -> None:
+    pod = _pod("CrashLoopBackOff", "Running")
+    pod["status"]["containerStatuses"][0]["restartCount"] = 3
+    assert waiting.satisfied(pod, "{.status.containerStatuses[0].restartCount}=3")
+    assert not waiting.satisfied(pod, "{.status.containerStatuses[0].restartCount}=4")
+    assert not waiting.satisfied(pod, "{.status.containerStatuses[5].restartCount}=3")
+    assert waiting.satisfied(pod, "{.status.phase}=Running")
+
+
 def test_targets_resolve_every_name_the_server_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     served = discovery._from_aggregated(
         {

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .._errors import CourseError, ManifestRejected, ObjectNotFound
-from .._identity import chapter
+from .._identity import Chapter, chapter, learner_name
 from .._output import Table, step
 from . import status
 from .client import get_or_none, request
@@ -135,8 +135,7 @@ def namespace(chapter_name: str | None = None) -> str:
     """
     from .waiting import wait
 
-    current = chapter()
-    wanted = current if chapter_name is None else type(current)(chapter_name, current.learner)
+    wanted = chapter() if chapter_name is None else Chapter(chapter_name, learner_name())
     name = wanted.namespace
     existing = get_or_none(f"/api/v1/namespaces/{name}")
     if existing and (existing.get("status") or {}).get("phase") == "Terminating":

@@ -3,6 +3,7 @@ restart chart. Each shows itself in a notebook and ``.stop()`` leaves a still pi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -246,13 +247,21 @@ class RestartChart(WatchedView):
                 where="post",
                 linewidth=2,
             )
-            previous = None
-            for t, restarts, text in points:
-                if text != previous:
-                    axes.annotate(
-                        text, (t, restarts), xytext=(3, 6), textcoords="offset points", fontsize=7
-                    )
-                    previous = text
+            # Label each restart with the pause before it: the back-off doubles each time.
+            restarted_at = [
+                (t, r)
+                for (t, r, _), (_, before, _) in zip(points[1:], points, strict=False)
+                if r > before
+            ]
+            for (previous, _), (current, count) in itertools.pairwise(restarted_at):
+                axes.annotate(
+                    f"+{current - previous:.0f} s",
+                    (current, count),
+                    xytext=(-34, 4),
+                    textcoords="offset points",
+                    fontsize=8,
+                )
+            axes.set_title(f"now: {points[-1][2]}", fontsize=9)
         axes.set(xlabel="seconds", ylabel="restarts", ylim=(-0.2, None), xlim=(0, max(now, 5)))
 
 

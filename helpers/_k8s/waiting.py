@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -15,9 +16,30 @@ from .objects import Object, list_objects, namespace_for
 Raw = Mapping[str, Any]
 
 
+def jsonpath(raw: Raw, path: str) -> Any:
+    """The value at a simple JSONPath such as ``.status.containerStatuses[0].restartCount``
+    (dots and list indexes, as ``kubectl wait --for=jsonpath`` takes them), or None."""
+    value: Any = raw
+    for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
+        key, index = part
+        if key:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        else:
+            value = (
+                value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+            )
+        if value is None:
+            return None
+    return value
+
+
 def satisfied(raw: Raw, condition: str) -> bool:
     """Whether an object (its JSON, with ``kind``) meets ``condition``."""
     kind, state = raw.get("kind"), raw.get("status") or {}
+    if condition.startswith("{"):  # {.status.phase}=Bound, as kubectl wait --for=jsonpath=...
+        path, _, value = condition[1:].partition("}=")
+        found = jsonpath(raw, path)
+        return found is not None and str(found) == value
     if condition == "exists":
         return True
     if condition == "Ready" and kind in ("Deployment", "ReplicaSet", "StatefulSet"):
@@ -50,6 +72,8 @@ def _stuck_pods(ns: str | None, raw: Raw, condition: str) -> str | None:
         "deleted",
         "exists",
     ):
+        return None
+    if condition.startswith("{"):  # a field's value: a crashing pod may be just what is awaited
         return None
     kind = raw.get("kind")
     if kind == "Pod":
@@ -98,6 +122,8 @@ def wait(target: str, condition: str, ns: str | None = None, *, timeout: float =
     a pod phase         ``kubectl wait --for=jsonpath='{.status.phase}'=Failed pod/web``
     ``Unschedulable``   ``kubectl wait --for=condition=PodScheduled=false pod/web``
     a pod status        ``CrashLoopBackOff`` and the like, as the STATUS column shows it
+    ``{PATH}=VALUE``    ``kubectl wait --for=jsonpath='{PATH}'=VALUE``, e.g.
+                        ``{.status.containerStatuses[0].restartCount}=3``
     any other word      a status condition of that type: ``--for=condition=WORD``
     ==================  ==================================================================
 

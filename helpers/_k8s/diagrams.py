@@ -1,4 +1,4 @@
-"""Draw the cluster's architecture from what the API server reports right now."""
+"""Diagrams drawn from the live cluster: its architecture, and what the containers of a pod share."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from ._k8s import status
-from ._k8s.client import request
-from ._k8s.objects import list_objects
-from ._output import Picture
+from .._output import Picture
+from . import status
+from .client import request
+from .objects import get, list_objects
 
 
 def _box(axes: Any, x: float, y: float, w: float, h: float, text: str, colour: str) -> None:
@@ -145,5 +145,95 @@ def architecture(max_pods: int = 8) -> Picture:
         if not on_node:
             axes.text(5.5, y + 0.7, "no pods", fontsize=8, color="#777777")
     axes.set_ylim(top - 2.2 * len(nodes) - 0.2, height)  # no empty band below the last node
+    figure.tight_layout()
+    return Picture.of(figure)
+
+
+def pod_diagram(pod: str, ns: str | None = None) -> Picture:
+    """What the containers of a pod share, drawn from the live pod: one network namespace (one
+    IP, one ``localhost``, one set of ports) and the volumes each container mounts. Each container
+    keeps its own filesystem (from its image) and, by default, its own process list.
+
+    CLI: ``kubectl get pod NAME -n NS -o yaml`` (spec.containers, spec.volumes, status.podIP)
+    """
+    found = get(pod if "/" in pod else f"pod/{pod}", ns)
+    spec = found.spec
+    sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    inits = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") != "Always"]
+    containers = [(c, "init (runs first, to completion)") for c in inits]
+    containers += [(c, "native sidecar") for c in sidecars]
+    containers += [(c, "container") for c in spec.get("containers") or []]
+    volumes = [v["name"] for v in spec.get("volumes") or [] if "projected" not in v]
+
+    width = max(2, len(containers))
+    figure = Figure(figsize=(2.6 * width + 0.6, 4.6), dpi=90)
+    axes = figure.add_subplot()
+    axes.set(xlim=(0, width), ylim=(0, 4.3))
+    axes.axis("off")
+    ip = found.status.get("podIP") or "no IP yet"
+    axes.add_patch(
+        FancyBboxPatch(
+            (0.02, 0.05),
+            width - 0.04,
+            4.1,
+            boxstyle="round,pad=0.02",
+            facecolor="#f7f9fc",
+            edgecolor="#7a99c9",
+        )
+    )
+    axes.text(0.1, 3.95, f"pod {found.name}", fontsize=10, weight="bold")
+    _box(
+        axes,
+        0.1,
+        3.25,
+        width - 0.2,
+        0.5,
+        f"shared network namespace: one IP ({ip}), one localhost, one set of ports",
+        "#dfeaf8",
+    )
+    centres = {}
+    for index, (container, role) in enumerate(containers):
+        x = index + 0.08
+        ports = ", ".join(str(p.get("containerPort")) for p in container.get("ports") or []) or "-"
+        _box(
+            axes,
+            x,
+            1.65,
+            0.84,
+            1.35,
+            f"{container['name']}\n({role})\nimage {container['image']}\nports: {ports}\n"
+            "own filesystem\nown processes",
+            "#ffffff" if role == "container" else "#fff8e1",
+        )
+        centres[container["name"]] = x + 0.42
+    for index, volume in enumerate(volumes):
+        x = (index + 0.5) * width / max(1, len(volumes)) - 0.4
+        _box(axes, x, 0.3, 0.8, 0.55, f"volume {volume}", "#eef7ea")
+        for container, _ in containers:
+            for mount in container.get("volumeMounts") or []:
+                if mount["name"] == volume:
+                    axes.annotate(
+                        "",
+                        xy=(x + 0.4, 0.85),
+                        xytext=(centres[container["name"]], 1.65),
+                        arrowprops={"arrowstyle": "-", "color": "#5a8a4a"},
+                    )
+                    axes.text(
+                        (x + 0.4 + centres[container["name"]]) / 2,
+                        1.2,
+                        mount["mountPath"],
+                        fontsize=7,
+                        ha="center",
+                        color="#3d6b30",
+                    )
+    if not volumes:
+        axes.text(
+            width / 2,
+            0.55,
+            "no volumes: the containers share no files",
+            ha="center",
+            fontsize=8,
+            color="#777777",
+        )
     figure.tight_layout()
     return Picture.of(figure)
