@@ -79,9 +79,19 @@ else
 	@kubectl get nodes -o wide && kubectl get --raw '/readyz?verbose' | tail -n 3
 endif
 
-lab: cluster ## set everything up and open the course in JupyterLab
-	@echo " ✓ Ready. Opening JupyterLab on the course (Ctrl+C to stop)"
-	@$(VENV)/bin/jupyter lab --notebook-dir=. course/01-containers.ipynb
+# JupyterLab refuses root unless told; with no display there is no browser to open.
+LAB_PORT ?= 8888
+LAB_FLAGS := --ip=127.0.0.1 --port=$(LAB_PORT) --notebook-dir=.
+ifeq ($(shell id -u),0)
+  LAB_FLAGS += --allow-root
+endif
+ifeq ($(DISPLAY)$(WAYLAND_DISPLAY)$(filter Darwin,$(shell uname -s)),)
+  LAB_FLAGS += --no-browser
+endif
+
+lab: cluster ## set everything up and open the course in JupyterLab (LAB_PORT=8888)
+	@echo " ✓ Ready. JupyterLab serves the course on http://127.0.0.1:$(LAB_PORT)/ (Ctrl+C to stop)"
+	@$(VENV)/bin/jupyter lab $(LAB_FLAGS) course/01-containers.ipynb
 
 lint: setup ## formatting, lint and types: ruff and mypy
 	@$(VENV)/bin/ruff format --check .

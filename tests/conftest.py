@@ -37,3 +37,8 @@ def chapter01(docker_engine: None) -> Iterator[None]:
     docker.cleanup()
     yield
     docker.cleanup()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that stop and restart the whole cluster run last, after everything that needs it.
+    items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
