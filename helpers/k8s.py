@@ -24,6 +24,7 @@ The code is in ``helpers/_k8s/``, one module per concern.
 from ._cluster import backend, load_image
 from ._k8s.client import request
 from ._k8s.diagrams import architecture, pod_diagram
+from ._k8s.metrics import cpu_lines as _cpu_lines
 from ._k8s.metrics import nodes, usage
 from ._k8s.network import api_proxy, port_forward
 from ._k8s.objects import (
@@ -37,6 +38,7 @@ from ._k8s.objects import (
     namespace,
 )
 from ._k8s.pods import events, exec, logs, pods
+from ._k8s.traffic import endpoints, traffic
 from ._k8s.views import pod_map, restart_chart, rollout_chart
 from ._k8s.waiting import wait
 from ._k8s.workloads import rollback, rollout_history, scale, set_image
@@ -44,13 +46,25 @@ from ._monitor import Monitor as _Monitor
 from ._monitor import live as _live
 
 
-def monitor(ns: str | None = None, *, containers: bool = False, interval: float = 2.0) -> _Monitor:
-    """A live CPU and memory plot of the pods in a namespace, from the kubelet's Summary API.
-    It starts at once; ``.stop()`` ends it and leaves the last picture.
+def monitor(
+    ns: str | None = None,
+    *,
+    selector: str | None = None,
+    containers: bool = False,
+    interval: float = 2.0,
+) -> _Monitor:
+    """A live CPU and memory plot of the pods in a namespace (``selector`` keeps some), from the
+    kubelet's Summary API, with the pods' CPU requests and limits as dashed lines. It starts at
+    once; ``.stop()`` ends it and leaves the last picture.
 
-    CLI: ``kubectl top pods -n NS`` (repeatedly; it asks metrics-server)
+    CLI: ``kubectl top pods -n NS -l SELECTOR`` (repeatedly; it asks metrics-server)
     """
-    return _live(lambda: usage(ns, containers=containers), title=f"pods in {ns}", interval=interval)
+    return _live(
+        lambda: usage(ns, containers=containers, selector=selector),
+        title=f"pods in {ns}" + (f" ({selector})" if selector else ""),
+        interval=interval,
+        cpu_lines=_cpu_lines(ns, selector=selector),
+    )
 
 
 __all__ = [
@@ -61,6 +75,7 @@ __all__ = [
     "backend",
     "delete",
     "delete_namespace",
+    "endpoints",
     "events",
     "exec",
     "exists",
@@ -82,6 +97,7 @@ __all__ = [
     "rollout_history",
     "scale",
     "set_image",
+    "traffic",
     "usage",
     "wait",
 ]

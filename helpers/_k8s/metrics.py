@@ -49,17 +49,44 @@ def kubelet_summary(node: str) -> dict[str, Any]:
     return dict(result)
 
 
-def usage(ns: str | None = None, *, containers: bool = False) -> list[Usage]:
-    """CPU (% of one core) and memory (MiB) of each pod in a namespace (or of each container),
-    from the kubelet's Summary API, which needs no add-on.
+def millicores(quantity: str | None) -> int:
+    """A CPU quantity in millicores: ``"250m"`` -> 250, ``"1"`` -> 1000, ``"1.5"`` -> 1500."""
+    if not quantity:
+        return 0
+    text = str(quantity)
+    return int(text[:-1]) if text.endswith("m") else round(float(text) * 1000)
 
-    CLI: ``kubectl top pods -n NS`` (``--containers``), which asks metrics-server instead
+
+def cpu_lines(ns: str | None = None, *, selector: str | None = None) -> dict[str, float]:
+    """The pods' CPU requests and limits, as percent of one core, for the monitor's dashed
+    lines: ``{"request 100m": 10.0, "limit 200m": 20.0}``."""
+    lines: dict[str, float] = {}
+    for pod in list_objects("pods", ns, selector=selector):
+        for container in pod.spec.get("containers") or []:
+            resources = container.get("resources") or {}
+            for kind in ("requests", "limits"):
+                value = millicores((resources.get(kind) or {}).get("cpu"))
+                if value:
+                    lines[f"{kind[:-1]} {value}m"] = value / 10
+    return lines
+
+
+def usage(
+    ns: str | None = None, *, containers: bool = False, selector: str | None = None
+) -> list[Usage]:
+    """CPU (% of one core) and memory (MiB) of each pod in a namespace (or of each container),
+    from the kubelet's Summary API, which needs no add-on. ``selector`` keeps some pods.
+
+    CLI: ``kubectl top pods -n NS -l SELECTOR`` (``--containers``), which asks metrics-server
     """
     where = namespace_for(resolve("pods"), ns)
+    wanted = {p.name for p in list_objects("pods", where, selector=selector)} if selector else None
     found = []
     for node in list_objects("nodes"):
         for pod in kubelet_summary(node.name).get("pods") or []:
             if pod["podRef"]["namespace"] != where:
+                continue
+            if wanted is not None and pod["podRef"]["name"] not in wanted:
                 continue
             for part in (pod.get("containers") or []) if containers else [pod]:
                 label = (

@@ -116,6 +116,34 @@ def summary(raw: Raw) -> str:
         )
     if kind in ("PersistentVolumeClaim", "PersistentVolume", "Namespace"):
         return str(status.get("phase", "unknown"))
+    if kind == "HorizontalPodAutoscaler":
+        return hpa_summary(raw)
     if kind == "Service":
         return f"{spec.get('type', 'ClusterIP')} {spec.get('clusterIP', '')}".strip()
     return "present"
+
+
+def hpa_summary(raw: Raw) -> str:
+    """What ``kubectl get hpa`` shows: the CPU target and its current value, and the replicas."""
+    spec, state = raw.get("spec") or {}, raw.get("status") or {}
+    target = next(
+        (
+            m["resource"]["target"].get("averageUtilization")
+            for m in spec.get("metrics") or []
+            if m.get("type") == "Resource" and m["resource"].get("name") == "cpu"
+        ),
+        None,
+    )
+    current = next(
+        (
+            m["resource"]["current"].get("averageUtilization")
+            for m in state.get("currentMetrics") or []
+            if m.get("type") == "Resource" and (m.get("resource") or {}).get("name") == "cpu"
+        ),
+        None,
+    )
+    shown = "<unknown>" if current is None else f"{current}%"
+    return (
+        f"cpu {shown}/{target}%, {state.get('currentReplicas', 0)} replicas "
+        f"(min {spec.get('minReplicas', 1)}, max {spec.get('maxReplicas')})"
+    )

@@ -9,6 +9,7 @@ cat > /www/index.html <<PAGE
 <p>Served by $(hostname)</p></body></html>
 PAGE
 echo "$VERSION" > /www/version
+hostname > /www/host
 echo ok > /www/healthz
 echo "web $VERSION starting on port 80"
 # -f: stay in the foreground; -vv: log each request (a url: line, then a response: line).
