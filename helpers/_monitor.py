@@ -85,7 +85,7 @@ class Monitor(Live):
         cpu_axes.set(title="CPU (% of one core)", xlabel="seconds", ylim=(0, None))
         memory_axes.set(title="memory (MiB)", xlabel="seconds", ylim=(0, None))
         if self._names():
-            cpu_axes.legend(loc="upper left", fontsize="small")
+            cpu_axes.legend(loc="lower right", fontsize="small")
 
 
 def live(sample: Sampler, *, title: str, **options: Any) -> Monitor:

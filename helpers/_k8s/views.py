@@ -112,10 +112,26 @@ class WatchedView(Live):
 class PodMap(WatchedView):
     """Pods grouped by node, coloured by what they are doing."""
 
-    figure_size = (8.0, 3.6)
+    figure_size = (8.0, 4.8)
+
+    def history(self) -> list[tuple[float, dict[str, int]]]:
+        """After each change: seconds, and how many pods were ready, starting, failing, ..."""
+        pods: dict[str, Raw] = {}
+        moments = []
+        for seconds, kind, pod in self.changes:
+            if kind == "DELETED":
+                pods.pop(pod["metadata"]["name"], None)
+            else:
+                pods[pod["metadata"]["name"]] = pod
+            counts = {state: 0 for state in COLOURS}
+            for each in pods.values():
+                counts[pod_state(each)] += 1
+            moments.append((seconds, counts))
+        return moments
 
     def draw(self, figure: Figure) -> None:
-        axes = figure.add_subplot()
+        axes, strip = figure.subplots(2, 1, height_ratios=[3, 1])
+        self._draw_history(strip)
         axes.axis("off")
         by_node: dict[str, list[Raw]] = {}
         for pod in sorted(self.objects.values(), key=lambda p: p["metadata"]["name"]):
@@ -170,6 +186,16 @@ class PodMap(WatchedView):
         counts = {s: sum(1 for p in self.objects.values() if pod_state(p) == s) for s in COLOURS}
         axes.set_title(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "empty", fontsize=9)
 
+    def _draw_history(self, strip: Any) -> None:
+        moments = self.history()
+        now = self.elapsed()
+        if moments:
+            times = [t for t, _ in moments] + [now]
+            layers = [[counts[state] for _, counts in moments] for state in COLOURS]
+            layers = [[*layer, layer[-1]] for layer in layers]
+            strip.stackplot(times, layers, colors=list(COLOURS.values()), step="post")
+        strip.set(xlabel="seconds", ylabel="pods", xlim=(0, max(now, 5)))
+
 
 class RolloutChart(WatchedView):
     """Ready pods of each ReplicaSet of a Deployment over time, labelled with revision and image."""
@@ -194,33 +220,60 @@ class RolloutChart(WatchedView):
             o.get("kind") == "Deployment" and o.get("name") == self.deployment for o in owners
         )
 
-    def series(self) -> dict[str, list[tuple[float, int]]]:
-        """Ready pods over time per ReplicaSet, keyed "rev N: IMAGE"."""
-        lines: dict[str, list[tuple[float, int]]] = {}
-        for seconds, _, rs in self.changes:
+    def _key(self, rs: Mapping[str, Any]) -> str:
+        annotations = rs["metadata"].get("annotations") or {}
+        images = ", ".join(c["image"] for c in rs["spec"]["template"]["spec"]["containers"])
+        return f"rev {annotations.get('deployment.kubernetes.io/revision', '?')}: {images}"
+
+    def timeline(self) -> list[tuple[float, dict[str, tuple[int, int, int]]]]:
+        """After each change: seconds, and per ReplicaSet ("rev N: IMAGE") its ready pods, all
+        its pods, and the pods it wants."""
+        state: dict[str, tuple[int, int, int]] = {}
+        moments = []
+        for seconds, kind, rs in self.changes:
             if not self._mine(rs):
                 continue
-            annotations = rs["metadata"].get("annotations") or {}
-            images = ", ".join(c["image"] for c in rs["spec"]["template"]["spec"]["containers"])
-            key = f"rev {annotations.get('deployment.kubernetes.io/revision', '?')}: {images}"
-            lines.setdefault(key, []).append(
-                (seconds, int((rs.get("status") or {}).get("readyReplicas", 0)))
+            status, spec = rs.get("status") or {}, rs.get("spec") or {}
+            counts = (
+                int(status.get("readyReplicas", 0)),
+                int(status.get("replicas", 0)),
+                int(spec.get("replicas", 0)),
             )
-        return lines
+            state[self._key(rs)] = (0, 0, 0) if kind == "DELETED" else counts
+            moments.append((seconds, dict(state)))
+        return moments
+
+    def peak_pods(self) -> int:
+        """The most pods the Deployment had at once, old and new together."""
+        return max((sum(c[1] for c in state.values()) for _, state in self.timeline()), default=0)
+
+    def fewest_ready(self) -> int:
+        """The fewest ready pods the Deployment had at any moment, old and new together."""
+        return min((sum(c[0] for c in state.values()) for _, state in self.timeline()), default=0)
 
     def draw(self, figure: Figure) -> None:
         axes = figure.add_subplot()
         now = self.elapsed()
-        for key, points in sorted(self.series().items()):
-            xs = [t for t, _ in points] + [now]
-            ys = [v for _, v in points] + [points[-1][1]]
-            axes.step(xs, ys, where="post", label=key, linewidth=2)
-        axes.axhline(self.wanted, linestyle="--", color="#888888", linewidth=1)
+        moments = self.timeline()
+        keys = sorted({key for _, state in moments for key in state})
+        times = [t for t, _ in moments] + [now]
+        for key in keys:
+            ready = [state.get(key, (0, 0, 0))[0] for _, state in moments]
+            axes.step(times, [*ready, ready[-1]], where="post", label=key, linewidth=2)
+        wanted = [sum(c[2] for c in state.values()) for _, state in moments]
+        if wanted:
+            axes.step(
+                times,
+                [*wanted, wanted[-1]],
+                where="post",
+                linestyle="--",
+                color="#888888",
+                linewidth=1,
+                label="wanted (all ReplicaSets)",
+            )
+        top = max([*wanted, self.wanted, 1])
         axes.set(
-            xlabel="seconds",
-            ylabel="ready pods",
-            ylim=(-0.2, self.wanted + 1.5),
-            xlim=(0, max(now, 5)),
+            xlabel="seconds", ylabel="ready pods", ylim=(-0.2, top + 1.5), xlim=(0, max(now, 5))
         )
         axes.legend(loc="upper left", fontsize="small")
 

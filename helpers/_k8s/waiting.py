@@ -39,7 +39,8 @@ def satisfied(raw: Raw, condition: str) -> bool:
     if condition.startswith("{"):  # {.status.phase}=Bound, as kubectl wait --for=jsonpath=...
         path, _, value = condition[1:].partition("}=")
         found = jsonpath(raw, path)
-        return found is not None and str(found) == value
+        text = str(found).lower() if isinstance(found, bool) else str(found)  # JSON's true/false
+        return found is not None and text == value
     if condition == "exists":
         return True
     if condition == "Ready" and kind in ("Deployment", "ReplicaSet", "StatefulSet"):
