@@ -298,3 +298,35 @@ def pod_ready(name: str, ns: str, *, containers: int | None = None, timeout: flo
             hint=f"k8s.get('pod/{name}', {ns!r}).spec['containers']",
         )
     _passed(f"pod/{name} is Ready with {ready} container(s)")
+
+
+def deployment_ready(name: str, ns: str, *, replicas: int, timeout: float = 60) -> None:
+    """deployment/``name`` wants ``replicas`` pods, and that many are ready and up to date."""
+    try:
+        deployment = wait(f"deployment/{name}", "Complete", ns, timeout=timeout)
+    except CourseError as error:
+        raise CheckFailed(
+            f"deployment/{name}: expected a finished rollout, found: {error.message}",
+            hint=f"k8s.get('deployment/{name}', ns) and k8s.pods(ns)",
+        ) from None
+    wanted = deployment.spec.get("replicas")
+    if wanted != replicas:
+        raise CheckFailed(
+            f"deployment/{name}: expected {replicas} replicas, found {wanted}.",
+            hint=f"k8s.scale('{name}', {replicas}, ns)",
+        )
+    _passed(f"deployment/{name} has {replicas} ready replicas")
+
+
+def endpoints_are(service: str, ns: str, pods: Sequence[str]) -> None:
+    """service/``service``'s ready endpoints are exactly the pods named in ``pods``."""
+    from ._k8s.traffic import endpoints
+
+    ready = sorted(row["pod"] for row in endpoints(service, ns) if row["ready"])
+    if ready != sorted(pods):
+        raise CheckFailed(
+            f"service/{service}: expected its ready endpoints to be {sorted(pods)}, found {ready}.",
+            hint=f"k8s.endpoints('{service}', ns): does its selector match those pods' labels, "
+            "and only theirs?",
+        )
+    _passed(f"service/{service} sends traffic to exactly {len(ready)} ready pod(s)")

@@ -266,3 +266,58 @@ PLANTED["03-pods"] = [
         {"test_sidecar_native": 1},
     ),
 ]
+
+SERVICE = (
+    "shop_service = {{'apiVersion': 'v1', 'kind': 'Service', 'metadata': {{'name': 'shop'}},"
+    " 'spec': {{'selector': {selector}, 'ports': [{{'port': 80, 'targetPort': {port}}}]}}}}\n"
+    "k8s.apply(shop_service, ns)"
+)
+HPA = (
+    "shop_hpa = {{'apiVersion': 'autoscaling/v2', 'kind': 'HorizontalPodAutoscaler',"
+    " 'metadata': {{'name': 'shop'}}, 'spec': {{'scaleTargetRef': {{'apiVersion': 'apps/v1',"
+    " 'kind': 'Deployment', 'name': 'shop'}}, 'minReplicas': {low}, 'maxReplicas': 5,"
+    " 'metrics': [{{'type': 'Resource', 'resource': {{'name': 'cpu', 'target':"
+    " {{'type': 'Utilization', 'averageUtilization': {target}}}}}}}]}}}}\n"
+    "k8s.apply(shop_hpa, ns)"
+)
+
+PLANTED["04-deployments"] = [
+    Planted(
+        "scaled to 3, not 4",
+        {"answer_scale": "k8s.scale('shop', 3, ns)\nk8s.wait('deployment/shop', 'Complete', ns)"},
+        {"test_scaled": 1, "test_self_heals": 1},
+    ),
+    Planted(
+        "a selector that also takes the admin pods",
+        {"answer_service": SERVICE.format(selector="{'tier': 'web'}", port=80)},
+        {"test_service_endpoints": 1, "test_service_answers": 1},
+    ),
+    Planted(
+        "the right pods, the wrong target port",
+        {"answer_service": SERVICE.format(selector="{'app': 'shop'}", port=8080)},
+        {"test_service_answers": 1},
+    ),
+    Planted(
+        "a request one replica too small",
+        {
+            "answer_request": "def cpu_request(replicas, allocatable):\n"
+            "    return f'{allocatable // (replicas + 1)}m'"
+        },
+        {"test_request_math": 1, "test_request_fits": 1},
+    ),
+    Planted(
+        "an autoscaler that may go down to 1",
+        {"answer_hpa": HPA.format(low=1, target=60)},
+        {"test_hpa_bounds": 1},
+    ),
+    Planted(
+        "an autoscaler aiming at 80 %",
+        {"answer_hpa": HPA.format(low=2, target=80)},
+        {"test_hpa_target": 1},
+    ),
+    Planted(
+        "the prediction counts the deleted pods as lost",
+        {"answer_predict": "predicted_pods = 2"},
+        {"test_prediction": 1},
+    ),
+]
