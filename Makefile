@@ -107,8 +107,14 @@ test: lint cluster ## the whole suite, exactly what CI runs
 exercises: setup ## regenerate exercises/ from solutions/ with nbgrader
 	@$(PY) -m helpers release
 
-grade: cluster ## autograde submitted/<student>/<assignment>/ (or SUBMISSIONS=folder), feedback, grades.csv
-	@$(PY) -m helpers grade $(SUBMISSIONS)
+# Grades what is new or changed in submitted/<student>/<assignment>/ (SUBMISSIONS=folder is copied
+# there first), N at a time; FORCE=1 grades everything again, STUDENT=id (or "a b") and
+# ASSIGNMENT=name only those, JOBS=n sets N, KEEP=1 keeps the students' containers and namespaces.
+# Exit code 3: some submissions could not be graded (the table says which and why).
+grade: cluster ## grade the class: feedback, grades.csv (FORCE=1 STUDENT=id ASSIGNMENT= JOBS= KEEP=1)
+	@$(PY) -m helpers grade $(SUBMISSIONS) $(if $(filter-out 0,$(FORCE)),--force) \
+	  $(foreach s,$(STUDENT),--student $(s)) $(foreach a,$(ASSIGNMENT),--assignment $(a)) \
+	  $(if $(JOBS),--jobs $(JOBS)) $(if $(filter-out 0,$(KEEP)),--keep)
 
 doctor: setup ## check that this machine is ready for the course
 	@$(PY) -m helpers doctor
@@ -118,4 +124,4 @@ bench: cluster ## print benchmark numbers (cluster start, rollout, wait latency,
 
 clean: ## remove course containers, the Python environment and nbgrader's work folders
 	-@$(PY) -m helpers cleanup 2>/dev/null
-	rm -rf $(VENV) submitted autograded feedback gradebook.db grades.csv course-work
+	rm -rf $(VENV) submitted autograded feedback gradebook.db grades.csv grading course-work

@@ -13,3 +13,12 @@ c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Grading a class (`make grade`, helpers/_grading): each submission in a worker of its own, with
+# a time limit for the whole notebook besides the per-cell timeout above, and output capped
+# before it reaches the graded notebook and the feedback page.
+c.ClassGrading.jobs = 0  # submissions at once; 0: one per core, fewer if memory is short
+c.ClassGrading.submission_timeout = 900  # seconds for one submission, kernel start to feedback
+c.ClassGrading.cell_output_limit = 256 * 1024  # bytes of output a cell keeps; a note marks a cut
+c.ClassGrading.notebook_output_limit = 2 * 1024 * 1024  # bytes of output one notebook keeps
+c.ClassGrading.cleanup_timeout = 120  # seconds to wait, at the end, for students' namespaces to go

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from . import _course_images, _instructor
+from . import _course_images, _grading
 from ._cluster import load_image
 from ._doctor import doctor
 from ._errors import CourseError
@@ -49,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
     commands.add_parser("bench", help="print benchmark numbers of the cluster and the helpers")
-    grade_cmd = commands.add_parser("grade", help="autograde submissions, feedback, grades.csv")
-    grade_cmd.add_argument("submissions", nargs="?", help="folder of <student>/<assignment>/")
+    grade_cmd = commands.add_parser(
+        "grade", help="grade the class: autograde, feedback, grades.csv (exit 3: some need you)"
+    )
+    from ._grading import cli as grading_cli
+
+    grading_cli.add_arguments(grade_cmd)
     args = parser.parse_args(argv)
     try:
         if args.command == "doctor":
@@ -73,12 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             bench()
             return 0
         if args.command == "release":
-            _instructor.release()
+            _grading.release()
             return 0
         if args.command == "grade":
-            folder = Path(args.submissions) if args.submissions else None
-            print(_instructor.grade(_instructor.REPO_ROOT, folder))
-            return 0
+            return grading_cli.main(args)
     except CourseError as error:
         print(f"✗ {error}", file=sys.stderr)
         return 1

@@ -172,6 +172,123 @@ def main() -> None:
         )
     finally:
         k8s.delete_namespace(ns, wait_until_gone=False)
+    grading()
+
+
+def grading(students: int = 30, chapters: tuple[str, ...] = ("01-containers", "03-pods")) -> None:
+    """Grading a class: ``students`` students hand in each chapter (the solution and the planted
+    wrong answers of tests/planted.py, in turn). The same folder is graded one submission at a
+    time with nbgrader's own autograde (then the same cleanup the class run does, or chapter 03
+    would fill the node's pod limit), and by the class run, N at a time (with feedback). Wall
+    times, their ratio, peak memory (PSS of the grader and everything it started), and whether
+    both gave the same grades."""
+    import shutil
+    import tempfile
+
+    import nbformat
+
+    from ._grading import course, run
+    from ._grading.cleanup import learner_of, remove_learner_resources, wait_gone
+    from ._grading.settings import default_jobs
+
+    sys.path.insert(0, str(REPO))
+    from tests.planted import PLANTED
+
+    def pss_mib() -> float:
+        children: dict[int, list[int]] = {}
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(parent, []).append(int(proc.name))
+        total, todo, seen = 0, [os.getpid()], set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            todo.extend(children.get(pid, []))
+            try:
+                for row in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if row.startswith("Pss:"):
+                        total += int(row.split()[1])
+            except OSError:
+                continue
+        return total / 1024
+
+    def peak_while(work: Any) -> tuple[float, float, Any]:
+        peak, done = [0.0], threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.5):
+                peak[0] = max(peak[0], pss_mib())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        started = time.monotonic()
+        sampler.start()
+        try:
+            result = work()
+        finally:
+            done.set()
+            sampler.join()
+        return time.monotonic() - started, peak[0], result
+
+    with tempfile.TemporaryDirectory(prefix="course-bench-grading-") as scratch:
+        serial_root, parallel_root = Path(scratch) / "serial", Path(scratch) / "parallel"
+        for root in (serial_root, parallel_root):
+            for chapter in chapters:
+                shutil.copytree(REPO / "solutions" / chapter, root / "solutions" / chapter)
+        handed_in: list[tuple[str, str]] = []
+        for chapter in chapters:
+            solution = next((REPO / "solutions" / chapter).glob("*.ipynb"))
+            kinds: list[dict[str, str]] = [{}] + [dict(p.answers) for p in PLANTED.get(chapter, [])]
+            for number in range(students):
+                student = f"bench-{number:02d}"
+                notebook = nbformat.read(solution, as_version=4)  # type: ignore[no-untyped-call]
+                answers = kinds[number % len(kinds)]
+                for cell in notebook.cells:
+                    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                    if grade_id in answers:
+                        cell.source = answers[grade_id]
+                for root in (serial_root, parallel_root):
+                    folder = root / "submitted" / student / chapter
+                    folder.mkdir(parents=True)
+                    nbformat.write(notebook, folder / solution.name)  # type: ignore[no-untyped-call]
+                handed_in.append((student, chapter))
+        n = len(handed_in)
+
+        def one_at_a_time() -> dict[str, float | None]:
+            got: dict[str, float | None] = {}
+            for student, chapter in handed_in:
+                try:
+                    got[f"{student}/{chapter}"] = course.autograde(serial_root, chapter, student)[
+                        "score"
+                    ]
+                except Exception as error:  # a failed submission is a number too
+                    print(f"    serial: {student}/{chapter}: {type(error).__name__}", flush=True)
+                    got[f"{student}/{chapter}"] = None
+                remove_learner_resources(learner_of(student), timeout=None)
+            return got
+
+        def class_run() -> run.ClassRun:
+            with open(os.devnull, "w") as quiet:
+                return run.grade(parallel_root, out=quiet)
+
+        line("grading: submissions (students x chapters)", f"{n} ({students} x {len(chapters)})")
+        serial_s, serial_peak, serial = peak_while(one_at_a_time)
+        line("grading: one at a time, nbgrader autograde (s)", f"{serial_s:.0f}")
+        parallel_s, parallel_peak, graded = peak_while(class_run)
+        line(f"grading: class run, {graded.jobs} at a time, with feedback (s)", f"{parallel_s:.0f}")
+        line("grading: speed-up (one at a time / class run)", f"{serial_s / parallel_s:.2f}x")
+        line("grading: peak memory, one at a time (MiB, PSS)", f"{serial_peak:.0f}")
+        line(f"grading: peak memory, {graded.jobs} at a time (MiB, PSS)", f"{parallel_peak:.0f}")
+        different = [o.key for o in graded.outcomes if not o.graded or serial.get(o.key) != o.score]
+        line("grading: submissions graded differently", f"{len(different)} {different[:5]}")
+        left = wait_gone([ns for o in graded.outcomes for ns in o.namespaces], 60)
+        line("grading: namespaces left after the class run", str(len(left)))
+        line("grading: default jobs on this machine", str(default_jobs()))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The nbgrader round trip for every assignment, for real: release, validate, autograde the
-solution, the blank release and planted wrong answers, feedback, and the CSV export."""
+"""The nbgrader round trip for every assignment, for real: release, validate, grade the
+solution, the blank release and planted wrong answers as a class (two at a time, as `make grade`
+does), feedback, and the CSV export."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from typing import Any
 import nbformat
 import pytest
 
-from helpers import _instructor, k8s
+from helpers import _grading, k8s
 from tests.planted import PLANTED, Planted
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
 REPO = Path(__file__).resolve().parent.parent
-ASSIGNMENTS = _instructor.assignments(REPO)
+ASSIGNMENTS = _grading.assignments(REPO)
 
 
 def _notebooks(folder: Path) -> list[Path]:
@@ -62,22 +63,29 @@ def _cleanup_students(prefix: str) -> None:
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
 def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Release the assignment in a private course folder and autograde every kind of submission."""
+    """Release the assignment in a private course folder, hand in every kind of submission and
+    grade them as a class, two at a time; their containers and pods are kept for inspection."""
     assignment: str = request.param
     root = tmp_path_factory.mktemp(assignment)
     shutil.copytree(REPO / "solutions" / assignment, root / "solutions" / assignment)
-    _instructor.release(root, [assignment])
+    _grading.release(root, [assignment])
     prefix = f"t{int(time.time()) % 100000}-"
     results: dict[str, Any] = {"assignment": assignment, "root": root, "prefix": prefix}
+    students = {"solution": prefix + "solution", "blank": prefix + "blank"}
     try:
         submit(root, prefix + "solution", assignment)
-        results["solution"] = _instructor.autograde(root, assignment, prefix + "solution")
         submit(root, prefix + "blank", assignment, blank=True)
-        results["blank"] = _instructor.autograde(root, assignment, prefix + "blank")
         for number, planted in enumerate(PLANTED[assignment], 1):
-            student = f"{prefix}planted-{number}"
-            submit(root, student, assignment, answers=dict(planted.answers))
-            results[planted.name] = _instructor.autograde(root, assignment, student)
+            students[planted.name] = f"{prefix}planted-{number}"
+            submit(root, students[planted.name], assignment, answers=dict(planted.answers))
+        run = _grading.grade(root, jobs=2, keep=True)
+        results["run"] = run
+        for name, student in students.items():
+            outcome = run[f"{student}/{assignment}"]
+            if outcome.graded:
+                results[name] = _grading.scores(root, assignment, student)
+            else:
+                results[name] = {"score": None, "max_score": None, "tests": {}, "why": outcome}
         yield results
     finally:
         _cleanup_students(prefix)
@@ -110,6 +118,12 @@ def test_validator_passes_the_source_and_fails_the_release(graded: Any) -> None:
     for path in _notebooks(REPO / "exercises" / graded["assignment"]):
         failures = Validator(invert=True).validate(str(path))
         assert failures == {}, "every visible test of the blank release must fail"
+
+
+def test_every_submission_is_graded(graded: Any) -> None:
+    run = graded["run"]
+    assert not run.needs_instructor(), run
+    assert run.exit_code == 0
 
 
 def test_solution_scores_full_marks(graded: Any) -> None:
@@ -146,7 +160,7 @@ def test_each_planted_wrong_answer_loses_exactly_its_points(graded: Any) -> None
 
 def test_feedback_and_csv_export(graded: Any) -> None:
     root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
-    folder = _instructor.feedback(root, assignment, prefix + "planted-1")
+    folder = _grading.feedback(root, assignment, prefix + "planted-1")
     pages = list(folder.glob("*.html"))
     assert pages, "no feedback HTML was written"
     page = pages[0].read_text()
@@ -155,7 +169,7 @@ def test_feedback_and_csv_export(graded: Any) -> None:
         assert test in page, f"feedback should show the failed test {test}"
     result = graded[planted.name]
     assert f"Score: {result['score']:.1f} / {result['max_score']:.1f}" in page
-    rows = _instructor.read_csv(_instructor.export_csv(root))
+    rows = _grading.read_csv(_grading.export_csv(root))
     by_student = {row["student_id"]: row for row in rows if row["assignment"] == assignment}
     expected = {prefix + "solution": graded["solution"], prefix + "blank": graded["blank"]}
     for student, result in expected.items():
@@ -186,7 +200,8 @@ def test_two_students_do_not_disturb_each_other(graded: Any) -> None:
     before = belongings(first)
     assert before, "the graded solution should have left its containers or pods for inspection"
     submit(root, second, assignment)
-    result = _instructor.autograde(root, assignment, second)
+    _grading.grade(root, students=[second], jobs=1, keep=True)
+    result = _grading.scores(root, assignment, second)
     assert result["score"] == result["max_score"]
     assert belongings(first) == before, "grading the second student changed the first one's work"
     assert belongings(second), "the second student's work is missing"
@@ -201,7 +216,7 @@ def test_a_student_cell_that_raises_is_marked_down(graded: Any) -> None:
         assignment,
         answers={first_answer: 'raise RuntimeError("a student bug")'},
     )
-    result = _instructor.autograde(root, assignment, prefix + "raises")
+    result = _grading.autograde(root, assignment, prefix + "raises")
     assert 0 <= result["score"] < result["max_score"]
     autograded = root / "autograded" / (prefix + "raises") / assignment
     text = "".join(p.read_text() for p in _notebooks(autograded))
@@ -218,7 +233,7 @@ def test_a_hung_cell_is_bounded_by_the_timeout(graded: Any) -> None:
     hung = answer_cells[-1]
     submit(root, prefix + "hangs", assignment, answers={hung: "import time\ntime.sleep(3600)"})
     started = time.monotonic()
-    result = _instructor.autograde(root, assignment, prefix + "hangs", timeout=15)
+    result = _grading.autograde(root, assignment, prefix + "hangs", timeout=15)
     assert time.monotonic() - started < 300
     assert 0 < result["score"] < result["max_score"], result
     graded_nb = json.loads(
@@ -232,7 +247,8 @@ def test_a_hung_cell_is_bounded_by_the_timeout(graded: Any) -> None:
 
 
 def test_make_grade_autogrades_a_folder_writes_feedback_and_a_csv(tmp_path: Path) -> None:
-    """What `make grade SUBMISSIONS=folder` runs: copy in, release, autograde, feedback, CSV."""
+    """What `make grade SUBMISSIONS=folder` runs: copy in, autograde against the source (no
+    release), feedback, CSV, and the student's containers removed afterwards."""
     assignment = "01-containers"
     root = tmp_path / "course"
     shutil.copytree(REPO / "solutions" / assignment, root / "solutions" / assignment)
@@ -243,13 +259,21 @@ def test_make_grade_autogrades_a_folder_writes_feedback_and_a_csv(tmp_path: Path
     for path in _notebooks(REPO / "solutions" / assignment):
         shutil.copy(path, folder / path.name)
     try:
-        table = _instructor.grade(root, incoming)
+        run = _grading.grade(root, incoming)
+        table = run.table
+        from helpers._docker.engine import client
+
+        left = client().containers.list(all=True, filters={"label": f"course.learner={student}"})
     finally:
         _cleanup_students(student)
     assert table.column("student") == [student]
-    assert table[0]["score"] == table[0]["max"] > 0
+    assert table[0]["status"] == "graded", run
+    assert float(table[0]["score"]) == float(table[0]["max"]) > 0
+    assert run.exit_code == 0
+    assert not left, "grading must remove the student's containers"
+    assert not (root / "exercises").exists(), "grading must not release into exercises/"
     assert list((root / "feedback" / student / assignment).glob("*.html"))
-    rows = _instructor.read_csv(root / "grades.csv")
-    assert [(r["student_id"], float(r["raw_score"])) for r in rows] == [
-        (student, table[0]["score"])
+    rows = _grading.read_csv(root / "grades.csv")
+    assert [(r["student_id"], float(r["raw_score"]), r["status"]) for r in rows] == [
+        (student, float(table[0]["score"]), "graded")
     ]

@@ -1,0 +1,284 @@
+"""Every process a submission starts, found and killed when its grading ends.
+
+A submission's worker joins a fresh cgroup before it starts anything; the kernel it launches and
+everything the student's code starts (``setsid``, ``nohup``, double forks) stay in that cgroup,
+whatever their process group or parent. Killing is freeze, SIGKILL every member, thaw, repeat until
+empty: nothing can fork while frozen, so nothing escapes.
+
+Three ways, best first:
+
+- cgroup v1 (freezer + pids), as root: ``/sys/fs/cgroup/{freezer,pids}/course-grading/<name>``;
+  the pids controller also caps how many processes a submission may have (fork bombs).
+- cgroup v2, as root: a child of the grader's own cgroup, killed with ``cgroup.kill``.
+- Elsewhere (a laptop, not root): the worker leads its own session and is a child subreaper
+  (Linux), so orphans re-parent to it instead of init; the kill stops and kills the worker's
+  process tree and every process group it contains. A process that both leaves the session and
+  re-parents away from the worker (possible only where there is no subreaper, e.g. macOS)
+  escapes; the report says which containment ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+GROUP = "course-grading"
+PIDS_MAX = 2048  # processes (threads count too) one submission may have at once
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _v1_available() -> bool:
+    if os.geteuid() != 0:
+        return False
+    return all((CGROUP_ROOT / c / "cgroup.procs").exists() for c in ("freezer", "pids"))
+
+
+def _own_v2_cgroup() -> Path | None:
+    """This process's cgroup on a pure cgroup v2 machine, else None."""
+    if not (CGROUP_ROOT / "cgroup.controllers").exists():
+        return None
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    own = next((line[3:] for line in lines if line.startswith("0::")), None)
+    return None if own is None else CGROUP_ROOT / own.lstrip("/")
+
+
+def best_kind() -> str:
+    """Which containment this machine allows: ``cgroup-v1``, ``cgroup-v2`` or ``session``."""
+    forced = os.environ.get("COURSE_GRADING_CONTAINMENT")
+    if forced in ("cgroup-v1", "cgroup-v2", "session"):
+        return forced
+    if _v1_available():
+        return "cgroup-v1"
+    own = _own_v2_cgroup()
+    if os.geteuid() == 0 and own is not None and (own / "cgroup.procs").exists():
+        return "cgroup-v2"
+    return "session"
+
+
+@dataclass(frozen=True)
+class Containment:
+    """Where one submission's processes live. Picklable: the worker gets it and joins it."""
+
+    name: str
+    kind: str
+    paths: tuple[str, ...] = ()
+
+    # --- created by the grader -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, name: str, kind: str | None = None) -> Containment:
+        kind = kind or best_kind()
+        if kind == "cgroup-v1":
+            paths = tuple(str(CGROUP_ROOT / c / GROUP / name) for c in ("freezer", "pids"))
+            for path in paths:
+                Path(path).mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                (Path(paths[1]) / "pids.max").write_text(str(PIDS_MAX))
+            return cls(name, kind, paths)
+        if kind == "cgroup-v2":
+            own = _own_v2_cgroup()
+            assert own is not None
+            # A child of our own cgroup without controllers: allowed under the no-internal-
+            # processes rule, and cgroup.kill needs no controller.
+            child = own / f"{GROUP}-{name}"
+            child.mkdir(parents=True, exist_ok=True)
+            return cls(name, kind, (str(child),))
+        return cls(name, "session")
+
+    # --- in the worker, before it starts anything ---------------------------------------------
+
+    def join(self) -> None:
+        """Put the calling process in the containment (its children follow)."""
+        if self.kind.startswith("cgroup"):
+            for path in self.paths:
+                with open(Path(path) / "cgroup.procs", "w") as handle:
+                    handle.write(str(os.getpid()))
+            return
+        with contextlib.suppress(OSError):  # already a session leader
+            os.setsid()
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # not Linux: process groups only
+
+    # --- from the grader, when the submission is done ------------------------------------
+
+    def members(self, leader: int | None = None) -> list[int]:
+        """The processes still in the containment (``leader``: the worker's pid, for
+        the session kind)."""
+        if self.kind.startswith("cgroup"):
+            try:
+                text = (Path(self.paths[0]) / "cgroup.procs").read_text()
+            except OSError:
+                return []
+            return [int(pid) for pid in text.split()]
+        if leader is None:
+            return []
+        return _tree(leader)
+
+    def kill_all(self, leader: int | None = None, timeout: float = 10.0) -> int:
+        """Kill every process in the containment; returns how many there were. ``leader`` is the
+        worker's pid (the session kind follows its process tree and process group)."""
+        killed: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while True:
+            members = self.members(leader)
+            if self.kind == "cgroup-v1" and members:
+                self._freeze(True)
+                members = self.members(leader)
+                for pid in members:
+                    _signal(pid, signal.SIGKILL)
+                self._freeze(False)
+            elif self.kind == "cgroup-v2" and members:
+                (Path(self.paths[0]) / "cgroup.kill").write_text("1")
+            elif self.kind == "session":
+                members = _kill_tree(members, leader)
+            killed.update(members)
+            if not self.members(leader) or time.monotonic() > deadline:
+                return len(killed)
+            time.sleep(0.05)
+
+    def kill_descendants(self) -> int:
+        """From the worker itself, as it ends (session kind): kill what it started and left
+        behind. As a subreaper it is the parent of every orphan, so the tree finds them all."""
+        if self.kind != "session":
+            return 0
+        me = os.getpid()
+        killed = 0
+        for _ in range(20):
+            members = [pid for pid in _tree(me) if pid != me]
+            if not members:
+                break
+            killed += len(_kill_tree(members, None))
+            _reap_children()
+        return killed
+
+    def _freeze(self, frozen: bool) -> None:
+        state = Path(self.paths[0]) / "freezer.state"
+        state.write_text("FROZEN" if frozen else "THAWED")
+        if frozen:
+            deadline = time.monotonic() + 2
+            while state.read_text().strip() != "FROZEN" and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    def remove(self) -> None:
+        """Remove the (empty) cgroups."""
+        for path in self.paths:
+            for _ in range(50):
+                try:
+                    Path(path).rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)  # the last members are still exiting
+
+
+def _kill_tree(members: list[int], leader: int | None) -> list[int]:
+    # Stop them all first, so nothing forks between the listing and the kill.
+    for pid in members:
+        _signal(pid, signal.SIGSTOP)
+    groups = {_pgid(pid) for pid in members} - {0, _pgid(os.getpid())}
+    if leader is not None:
+        # The worker led its own session: its group holds whatever it started that did not
+        # start a session of its own, even after the worker itself died.
+        groups.add(leader)
+    for pid in members:
+        _signal(pid, signal.SIGKILL)
+        _signal(pid, signal.SIGCONT)
+    for group in groups:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    return members
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.05)
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signum)
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return 0
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    proc = Path("/proc")
+    if not proc.exists():  # macOS: ask ps
+        import subprocess
+
+        out = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True)
+        for line in out.stdout.splitlines():
+            pid, ppid = (int(x) for x in line.split())
+            children.setdefault(ppid, []).append(pid)
+        return children
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after the last ")".
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue  # a zombie is already dead
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def _tree(leader: int) -> list[int]:
+    """``leader`` and all its living descendants (orphans re-parent to it: it is a subreaper)."""
+    children = _children_map()
+    found: list[int] = []
+    todo = [leader]
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return [pid for pid in found if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return not Path("/proc").exists()

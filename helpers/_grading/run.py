@@ -1,0 +1,389 @@
+"""Grading a whole class (``make grade``): every submission ends graded or not gradable with its
+reason, a bad one never stops the others, only new or changed submissions are graded again, N at
+a time, and the class's gradebook, folders and grades.csv are written from this one thread."""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import fcntl
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from .._errors import CourseError
+from .._output import Table
+from . import course, gradebook, intake
+from .cleanup import learner_of, wait_gone
+from .course import REPO_ROOT, Source
+from .outcome import ERROR, GRADED, INTERRUPTED, Outcome
+from .progress import Progress
+from .runner import Job, run_submission, warm_up
+from .settings import default_jobs, settings
+
+NEEDS_INSTRUCTOR = 3  # the exit code when some submission could not be graded
+
+
+@dataclass
+class ClassRun:
+    """What a run found: every selected submission (graded now or earlier), and where the
+    grades went."""
+
+    outcomes: list[Outcome]
+    graded_now: list[str] = field(default_factory=list)  # keys graded in this run
+    csv: Path | None = None
+    jobs: int = 1
+    interrupted: bool = False
+
+    def __getitem__(self, key: str) -> Outcome:
+        return next(o for o in self.outcomes if o.key == key)
+
+    @property
+    def table(self) -> Table:
+        rows = [
+            [
+                o.student,
+                o.assignment,
+                o.status,
+                "" if o.score is None else f"{o.score:g}",
+                "" if o.max_score is None else f"{o.max_score:g}",
+                o.reason,
+            ]
+            for o in sorted(self.outcomes, key=lambda o: (o.assignment, o.student))
+        ]
+        return Table(["student", "assignment", "status", "score", "max", "reason"], rows)
+
+    def needs_instructor(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.needs_instructor()]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return NEEDS_INSTRUCTOR if self.needs_instructor() else 0
+
+    def summary(self) -> str:
+        graded = sum(o.graded for o in self.outcomes)
+        earlier = len(self.outcomes) - len(self.graded_now)
+        lines = [
+            f"{len(self.outcomes)} submission(s): {graded} graded, "
+            f"{len(self.needs_instructor())} need you; {len(self.graded_now)} graded in this run, "
+            f"{earlier} unchanged since an earlier run."
+        ]
+        if self.csv:
+            lines.append(f"Grades: {self.csv}; feedback in {self.csv.parent / 'feedback'}")
+        for outcome in self.needs_instructor():
+            lines.append(f"  ✗ {outcome.key}: {outcome.status}: {outcome.reason}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return f"{self.table}\n\n{self.summary()}"
+
+
+def _due(
+    submission: intake.Submission,
+    source: Source | None,
+    state: gradebook.State,
+    force: bool,
+) -> bool:
+    entry = state.get(submission.key)
+    if force or entry is None:
+        return True
+    return entry.get("digest") != submission.digest or entry.get("source") != (
+        source.digest if source else ""
+    )
+
+
+def grade(
+    root: Path = REPO_ROOT,
+    submissions: Path | None = None,
+    *,
+    force: bool = False,
+    students: Iterable[str] | None = None,
+    assignments: Iterable[str] | None = None,
+    jobs: int | None = None,
+    keep: bool = False,
+    timeout: float | None = None,
+    submission_timeout: float | None = None,
+    cell_output_limit: int | None = None,
+    notebook_output_limit: int | None = None,
+    containment: str | None = None,
+    environment: Callable[[str], dict[str, str]] | None = None,
+    kernel_name: str | None = None,
+    out: TextIO | None = None,
+) -> ClassRun:
+    """Grade the class in ``root/submitted`` (``submissions``: a collected folder copied in
+    first): only new or changed submissions, unless ``force`` or ``students`` names them; write
+    the gradebook, ``autograded/``, ``feedback/``, ``grading/`` (state and logs) and grades.csv.
+
+    ``timeout`` is per cell (default: nbgrader_config.py's Execute.timeout); the other limits
+    default to ``c.ClassGrading.*`` there. ``keep`` leaves the students' namespaces and
+    containers for inspection. ``environment(student)`` adds to the kernel's environment (e.g.
+    that student's KUBECONFIG) and ``kernel_name`` picks another kernel spec (e.g. a sandboxed
+    one) for every submission."""
+    with _one_run_at_a_time(root):
+        return _grade(
+            root,
+            submissions,
+            force=force,
+            students=students,
+            assignments=assignments,
+            jobs=jobs,
+            keep=keep,
+            timeout=timeout,
+            submission_timeout=submission_timeout,
+            cell_output_limit=cell_output_limit,
+            notebook_output_limit=notebook_output_limit,
+            containment=containment,
+            environment=environment,
+            kernel_name=kernel_name,
+            out=out or sys.stdout,
+        )
+
+
+@contextmanager
+def _one_run_at_a_time(root: Path) -> Iterator[None]:
+    """Two runs on one course would both write its gradebook: the second one stops at once."""
+    lock = root / gradebook.STATE_DIR / "run.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CourseError(
+                f"Another grading run is working on {root}.",
+                hint="Wait for it to finish (or stop it), then run make grade again.",
+            ) from None
+        yield
+
+
+def _grade(
+    root: Path,
+    submissions: Path | None,
+    *,
+    force: bool,
+    students: Iterable[str] | None,
+    assignments: Iterable[str] | None,
+    jobs: int | None,
+    keep: bool,
+    timeout: float | None,
+    submission_timeout: float | None,
+    cell_output_limit: int | None,
+    notebook_output_limit: int | None,
+    containment: str | None,
+    environment: Callable[[str], dict[str, str]] | None,
+    kernel_name: str | None,
+    out: TextIO,
+) -> ClassRun:
+    students = sorted(set(students or []))
+    assignments = sorted(set(assignments or []))
+    options = settings(course.config(root))
+    jobs = jobs or options.jobs or default_jobs()
+    submission_timeout = submission_timeout or options.submission_timeout
+    submitted = root / "submitted"
+    if submissions is not None and submissions.resolve() != submitted.resolve():
+        intake.copy_in(submissions, submitted)
+    found = intake.find(submitted, students, assignments)
+    known = {name: course.source(root, name) for name in course.assignments(root)}
+    state = gradebook.State(root)
+    due = [s for s in found if _due(s, known.get(s.assignment), state, force or bool(students))]
+    run = ClassRun([], jobs=jobs)
+    unchanged = [state.outcome(s.key) for s in found if s not in due]
+    run.outcomes.extend(o for o in unchanged if o is not None)
+    if not due:
+        print(
+            " ✓ nothing new to grade: every submission is unchanged since it was graded", file=out
+        )
+        run.csv = gradebook.export_csv(root)
+        return run
+
+    warm_up()  # the fork server imports nbgrader (seconds) while the sources are released
+    names = sorted({s.assignment for s in due if s.assignment in known})
+    print(
+        f" • Grading {len(due)} submission(s) of {', '.join(names) or 'no known assignment'}, "
+        f"{jobs} at a time ({len(unchanged)} unchanged)",
+        file=out,
+        flush=True,
+    )
+    with (
+        course.scratch(root, names) as scratch,
+        tempfile.TemporaryDirectory(prefix="course-grading-") as work,
+    ):
+        regraded: dict[str, set[str]] = {}
+        for submission in due:
+            regraded.setdefault(submission.assignment, set()).add(submission.student)
+        gradebook.sync_definitions(root, scratch, regraded)
+        progress = Progress(len(due), jobs, out)
+        pending: list[tuple[intake.Submission, Job]] = []
+        for number, submission in enumerate(due):
+            source = scratch.sources.get(submission.assignment)
+            try:
+                problem = intake.check(submission, source, list(known.values()))
+            except Exception as error:  # a bug of ours must not stop the class
+                problem = Outcome(
+                    submission.student,
+                    submission.assignment,
+                    ERROR,
+                    f"the grader's checks failed: {type(error).__name__}: {error}",
+                )
+            if problem is not None:
+                _record(root, run, state, submission, problem, progress, 0, source=source)
+                continue
+            assert source is not None
+            pending.append(
+                (
+                    submission,
+                    Job(
+                        submission=submission,
+                        source=source,
+                        template=scratch.gradebook,
+                        work=Path(work) / f"{number:04d}",
+                        timeout=timeout,
+                        submission_timeout=submission_timeout,
+                        cell_output_limit=cell_output_limit or options.cell_output_limit,
+                        notebook_output_limit=notebook_output_limit
+                        or options.notebook_output_limit,
+                        keep=keep,
+                        containment=containment,
+                        env=environment(submission.student) if environment else {},
+                        kernel_name=kernel_name,
+                    ),
+                )
+            )
+        run.interrupted = _schedule(root, run, state, pending, jobs, progress)
+        progress.close()
+        deleted = [ns for o in run.outcomes for ns in o.namespaces]
+        if deleted:
+            try:
+                left = wait_gone(deleted, options.cleanup_timeout)
+            except CourseError as error:
+                left = [f"({error.message})"]
+            if left:
+                print(
+                    f" ! still terminating after {options.cleanup_timeout:g} s: {', '.join(left)}",
+                    file=out,
+                )
+    run.csv = gradebook.export_csv(root)
+    return run
+
+
+def _schedule(
+    root: Path,
+    run: ClassRun,
+    state: gradebook.State,
+    pending: list[tuple[intake.Submission, Job]],
+    jobs: int,
+    progress: Progress,
+) -> bool:
+    """Run the jobs, ``jobs`` at a time, never two of one learner at once (they share names on
+    the engine and the cluster). Returns whether the run was interrupted."""
+    stop = threading.Event()
+    running: dict[futures.Future[Outcome], tuple[intake.Submission, Job]] = {}
+    interrupted = False
+    with futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade") as pool:
+        while pending or running:
+            try:
+                busy = {learner_of(job.student) for _, job in running.values()}
+                while len(running) < jobs and not stop.is_set():
+                    ready = next(
+                        (
+                            i
+                            for i, (_, j) in enumerate(pending)
+                            if learner_of(j.student) not in busy
+                        ),
+                        None,
+                    )
+                    if ready is None:
+                        break
+                    submission, job = pending.pop(ready)
+                    busy.add(learner_of(job.student))
+                    running[pool.submit(run_submission, job, stop)] = (submission, job)
+                progress.refresh(len(running))
+                done, _ = futures.wait(running, timeout=0.5, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    submission, job = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as error:  # a bug of ours: report it, go on
+                        outcome = Outcome(
+                            job.student,
+                            job.assignment,
+                            ERROR,
+                            f"the grader failed: {type(error).__name__}: {error}",
+                        )
+                    _record(root, run, state, submission, outcome, progress, len(running), job)
+            except KeyboardInterrupt:
+                if stop.is_set():
+                    raise
+                stop.set()
+                interrupted = True
+                pending.clear()
+                progress.note(
+                    "Stopping: killing the running submissions (Ctrl+C again to quit now)"
+                )
+    return interrupted
+
+
+def _record(
+    root: Path,
+    run: ClassRun,
+    state: gradebook.State,
+    submission: intake.Submission,
+    outcome: Outcome,
+    progress: Progress,
+    running: int,
+    job: Job | None = None,
+    source: Source | None = None,
+) -> None:
+    """Write one submission's end into the class's records (this thread only). A failure to
+    write is that submission's error, not the run's end."""
+    if outcome.status == INTERRUPTED:
+        return
+    source = job.source if job is not None else source
+    try:
+        _write(root, outcome, source, job)
+    except Exception as error:
+        outcome = Outcome(
+            outcome.student,
+            outcome.assignment,
+            ERROR,
+            f"could not record the result: {type(error).__name__}: {error}",
+            seconds=outcome.seconds,
+            log=outcome.log,
+        )
+        gradebook.forget(root, outcome.student, outcome.assignment)
+    state.put(outcome, submission.digest, source.digest if source else "")
+    state.save()
+    if job is not None and job.work.exists():
+        shutil.rmtree(job.work, ignore_errors=True)
+    run.outcomes.append(outcome)
+    run.graded_now.append(outcome.key)
+    progress.finished(outcome, running)
+
+
+def _write(root: Path, outcome: Outcome, source: Source | None, job: Job | None) -> None:
+    s, a = outcome.student, outcome.assignment
+    if outcome.status == GRADED:
+        gradebook.merge(root, outcome)
+        assert job is not None
+        gradebook.replace_folder(job.work / "autograded" / s / a, root / "autograded" / s / a)
+        gradebook.replace_folder(job.work / "feedback" / s / a, root / "feedback" / s / a)
+    else:
+        gradebook.forget(root, s, a)
+        stale = root / "autograded" / s / a
+        if stale.exists():
+            shutil.rmtree(stale)
+        notebooks = sorted(source.notebooks) if source else [a]
+        gradebook.ungradable_feedback(root, outcome, notebooks)
+    log = gradebook.log_path(root, s, a)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if outcome.log and Path(outcome.log).exists():
+        shutil.copy(outcome.log, log)
+    else:
+        log.write_text(f"{outcome.status}: {outcome.reason}\n(found before running any cell)\n")
+    outcome.log = str(log)

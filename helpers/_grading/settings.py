@@ -1,0 +1,60 @@
+"""Settings of a class grading run, read from ``nbgrader_config.py`` (``c.ClassGrading.*``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from traitlets import Float, Integer
+from traitlets.config import Configurable
+
+# What one submission in flight takes: the worker (nbgrader, about 200 MB) and the kernel (the
+# course helpers, about 150 MB), with room to spare.
+MEMORY_PER_JOB = 768 * 2**20
+
+
+class ClassGrading(Configurable):
+    """How ``make grade`` grades a class."""
+
+    jobs = Integer(0, help="Submissions graded at once; 0 means what this machine can take.").tag(
+        config=True
+    )
+    submission_timeout = Float(
+        900, help="Seconds one submission may take in all (every cell, kernel start, feedback)."
+    ).tag(config=True)
+    cell_output_limit = Integer(
+        256 * 1024, help="Bytes of output one cell may keep; the rest is cut, with a note."
+    ).tag(config=True)
+    notebook_output_limit = Integer(
+        2 * 1024 * 1024, help="Bytes of output one notebook may keep, over all its cells."
+    ).tag(config=True)
+    cleanup_timeout = Float(
+        120, help="Seconds to wait for a student's namespaces to be gone after grading."
+    ).tag(config=True)
+
+
+def settings(config: Any) -> ClassGrading:
+    return ClassGrading(config=config)
+
+
+def _memory_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def default_jobs() -> int:
+    """One submission per core, fewer if memory is short: a kernel waiting on the cluster leaves
+    its core to the cluster's own processes, which share this machine."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    memory = _memory_available()
+    by_memory = cores if memory is None else memory // MEMORY_PER_JOB
+    return max(1, min(cores, by_memory, 8))

@@ -1,0 +1,284 @@
+"""The grading of one submission, in a process of its own.
+
+The grader forks it (from a fork server that has nbgrader imported already) with a job file. It
+joins its containment first, so its kernel and everything the student's code starts can be killed
+together; then it runs nbgrader's autograde and feedback in the submission's private course root,
+whose gradebook holds only the assignment's definitions, and writes ``result.json``: the scores to
+merge into the class gradebook, or the reason the submission could not be graded, named from the
+exception nbgrader really raised (its full log is in ``grading.log``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+from nbgrader.converters import Autograde
+from nbgrader.preprocessors import Execute
+
+from .containment import Containment
+from .course import api, config
+from .execute import CUT_MARK, CappedExecute
+from .outcome import CHECKSUM, ERROR, GRADED, INVALID, KERNEL_DIED, TIMED_OUT, one_line
+
+RESULT = "result.json"
+LOG = "grading.log"
+PROGRESS = "progress.json"
+
+
+class RecordingAutograde(Autograde):  # type: ignore[misc]  # nbgrader is untyped
+    """nbgrader's Autograde, keeping the first exception it raised (nbgrader logs it and raises
+    a generic "see the log" error instead)."""
+
+    failure: BaseException | None = None
+
+    def _record(self, error: BaseException) -> None:
+        if self.failure is None:
+            self.failure = error
+
+    def init_assignment(self, assignment_id: str, student_id: str) -> None:
+        try:
+            super().init_assignment(assignment_id, student_id)
+        except BaseException as error:
+            self._record(error)
+            raise
+
+    def convert_single_notebook(self, notebook_filename: str) -> None:
+        try:
+            super().convert_single_notebook(notebook_filename)
+        except BaseException as error:
+            self._record(error)
+            raise
+
+
+class _Restored(logging.Handler):
+    """Collects nbgrader's warnings about edited cells it put back."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.cells: dict[str, set[str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Attribute '") and "has changed" in message:
+            attribute = message.split("'")[1]
+            cell = message.split(" for cell ", 1)[1].split(" has changed")[0]
+            # A checksum differs for every test cell with hidden tests in a blank release:
+            # only edits of the cell's nbgrader attributes are worth a note.
+            if attribute != "checksum":
+                self.cells.setdefault(cell, set()).add(attribute)
+
+
+def preprocessors(configured: Any = None) -> list[type]:
+    """Autograde's preprocessors (the course's, if nbgrader_config.py sets them), with
+    Execute replaced by CappedExecute."""
+    chosen = configured or Autograde.class_traits()["autograde_preprocessors"].default()
+    return [CappedExecute if p is Execute else p for p in chosen]
+
+
+def progress(root: Path) -> dict[str, Any]:
+    """The cell that was running last, as CappedExecute recorded it."""
+    try:
+        data = json.loads((root / PROGRESS).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def running_cell(root: Path) -> str | None:
+    """``cell 7 (answer_stop)``: the cell that was running last, or None before the first."""
+    now = progress(root)
+    if not now:
+        return None
+    label = f"cell {now['cell']}"
+    if now.get("grade_id"):
+        label += f" ({now['grade_id']})"
+    return label
+
+
+def where(root: Path) -> str:
+    cell = running_cell(root)
+    return f"in {cell}" if cell else "before the first cell ran"
+
+
+def classify(error: BaseException, root: Path, timeout: float | None) -> tuple[str, str]:
+    """The status and one-line reason for an exception nbgrader raised."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbformat.reader import NotJSONError
+    from nbgrader.nbgraderformat import SchemaTooNewError, SchemaTooOldError
+
+    name = type(error).__name__
+    text = str(error)
+    cause = f"{name}: {one_line(text)}"
+    if isinstance(error, KeyboardInterrupt):
+        return KERNEL_DIED, f"the grading process was interrupted (SIGINT) {where(root)}"
+    if isinstance(error, DeadKernelError):
+        return KERNEL_DIED, (
+            f"the kernel died {where(root)}: the code ended its own process (os._exit, a "
+            f"signal) or ran out of memory ({cause})"
+        )
+    if isinstance(error, CellTimeoutError):
+        message = next(
+            (line.split(":", 1)[1].strip() for line in text.splitlines() if "message was" in line),
+            one_line(text),
+        )
+        limit = f"the {timeout:g} s cell limit" if timeout else "the cell limit"
+        return TIMED_OUT, (
+            f"{running_cell(root) or 'a cell'} ran past {limit} and did not stop when "
+            f"interrupted (does a bare except: catch the interrupt?) ({name}: {message})"
+        )
+    if name == "UnresponsiveKernelError":
+        return TIMED_OUT, f"the kernel stopped answering {where(root)} ({cause})"
+    if isinstance(error, NotJSONError):
+        return INVALID, cause
+    if isinstance(error, SchemaTooOldError | SchemaTooNewError):
+        return CHECKSUM, f"the nbgrader metadata was edited to another format version ({cause})"
+    if isinstance(error, RuntimeError) and "Inconsistent checksums" in text:
+        return CHECKSUM, f"a locked cell was edited and cannot be restored ({cause})"
+    if name == "ValidationError":
+        inner = error.__context__
+        detail = f"; {type(inner).__name__}: {one_line(str(inner))}" if inner else ""
+        return CHECKSUM, f"nbgrader rejected the cells' metadata ({cause}{detail})"
+    return ERROR, cause
+
+
+def _scores(root: Path, assignment: str, student: str) -> dict[str, Any]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as book:
+        submission = book.find_submission(assignment, student)
+        notebooks = {}
+        for notebook in submission.notebooks:
+            notebooks[notebook.name] = {
+                "late_submission_penalty": notebook.late_submission_penalty,
+                "grades": {
+                    grade.name: {
+                        "auto_score": grade.auto_score,
+                        "max_score": grade.max_score,
+                        "needs_manual_grade": grade.needs_manual_grade,
+                    }
+                    for grade in notebook.grades
+                },
+                "comments": {comment.name: comment.auto_comment for comment in notebook.comments},
+            }
+        return {
+            "score": submission.score,
+            "max_score": submission.max_score,
+            "timestamp": submission.timestamp.isoformat() if submission.timestamp else None,
+            "notebooks": notebooks,
+        }
+
+
+def _cut_cells(folder: Path) -> int:
+    count = 0
+    for path in folder.glob("*.ipynb"):
+        try:
+            notebook = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for cell in notebook.get("cells", []):
+            if any(CUT_MARK in "".join(o.get("text", "")) for o in cell.get("outputs", [])):
+                count += 1
+    return count
+
+
+def grade(job: dict[str, Any]) -> dict[str, Any]:
+    """Autograde and write feedback for the one submission in the job's private course root."""
+    from nbgrader.utils import temp_attrs
+    from traitlets.config import Config
+
+    root = Path(job["root"])
+    assignment, student = job["assignment"], job["student"]
+    extra = Config()
+    extra.Autograde.autograde_preprocessors = preprocessors(
+        config(root).Autograde.get("autograde_preprocessors")
+    )
+    extra.CappedExecute.cell_output_limit = job["cell_output_limit"]
+    extra.CappedExecute.notebook_output_limit = job["notebook_output_limit"]
+    extra.CappedExecute.progress_file = str(root / PROGRESS)
+    if job.get("kernel_name"):
+        extra.Execute.kernel_name = job["kernel_name"]
+    execute = {"timeout": job["timeout"]} if job.get("timeout") else {}
+    grader = api(root, extra=extra, **execute)
+    timeout = grader.config.Execute.get("timeout")
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s] %(message)s"))
+    restored = _Restored()
+    with temp_attrs(grader.coursedir, assignment_id=assignment, student_id=student):
+        app = RecordingAutograde(coursedir=grader.coursedir, parent=grader)
+        app.force = True
+        app.create_student = True
+        app.log.addHandler(handler)
+        app.log.addHandler(restored)
+        try:
+            app.start()
+        except BaseException as error:
+            failure = app.failure or error
+            print("".join(traceback.format_exception(failure)), file=sys.stderr, flush=True)
+            status, reason = classify(failure, root, timeout)
+            return {"status": status, "reason": reason, "error": f"{type(failure).__name__}"}
+        finally:
+            app.log.removeHandler(handler)
+            app.log.removeHandler(restored)
+
+    notes = []
+    cut = _cut_cells(root / "autograded" / student / assignment)
+    if cut:
+        notes.append(f"output cut in {cut} cell(s)")
+    if restored.cells:
+        edited = ", ".join(
+            f"{c} ({'/'.join(sorted(a))})" for c, a in sorted(restored.cells.items())
+        )
+        notes.append(f"edited cells restored by nbgrader: {edited}")
+    result = grader.generate_feedback(assignment, student, force=True)
+    if not result.get("success"):
+        print(result.get("log", ""), result.get("error", ""), file=sys.stderr, flush=True)
+        lines = str(result.get("error", "")).strip().splitlines()
+        notes.append(f"no feedback: {one_line(lines[-1] if lines else 'see the log')}")
+    return {"status": GRADED, "reason": "; ".join(notes), **_scores(root, assignment, student)}
+
+
+def run(job_file: str, containment: Containment) -> None:
+    """The worker process's entry point."""
+    containment.join()  # first of all: everything started from here on is contained
+    job = json.loads(Path(job_file).read_text())
+    root = Path(job["root"])
+    log = os.open(root / LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    # A signal from the submission's code ends this process as it would any other (SIGINT: a
+    # KeyboardInterrupt); the grader then reports the kernel died, naming the signal and cell.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_DFL)
+    os.environ.update(job.get("env") or {})
+    warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's SQLAlchemy use
+    started = time.monotonic()
+    print(
+        f"grading {job['student']}/{job['assignment']} in {root} ({containment.kind})", flush=True
+    )
+    try:
+        result = grade(job)
+    except BaseException as error:
+        print("".join(traceback.format_exception(error)), file=sys.stderr, flush=True)
+        status, reason = classify(error, root, job.get("timeout"))
+        result = {"status": status, "reason": reason, "error": type(error).__name__}
+    result["seconds"] = time.monotonic() - started
+    left = containment.kill_descendants()
+    if left:
+        result["left_running"] = left
+    partial = root / (RESULT + ".part")
+    partial.write_text(json.dumps(result))
+    partial.rename(root / RESULT)
+    print(f"done: {result['status']} {result.get('reason', '')}", flush=True)

@@ -1,0 +1,538 @@
+"""Grading a whole class, for real: a class folder with honest, broken and odd submissions of a
+small assignment made here (one cell starts a container and a pod, so leftovers are real), graded
+N at a time by the class run. The run finishes; every gradable student gets the score plain
+nbgrader gives when grading them alone; every other one has the right status and reason;
+grades.csv has everyone; nothing of theirs is left running. A rerun grades nothing; a changed
+submission is graded again alone."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from helpers import _grading, k8s
+from helpers._grading import containment
+from helpers._grading.cleanup import learner_of, remove_learner_resources, wait_gone
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
+REPO = Path(__file__).resolve().parent.parent
+ASSIGNMENT, OTHER = "98-grading", "97-other"
+CELL_TIMEOUT = 15  # seconds per cell: small, so the hung ones end fast
+SUBMISSION_TIMEOUT = 40  # an honest submission takes 5-15 s
+MARK = 7_654_321  # in the command line of the processes a submission leaves behind
+
+
+def _cell(source: str, kind: str | None = None, grade_id: str = "", points: int = 0) -> Any:
+    cell = new_code_cell(source)
+    if kind == "answer":
+        cell.metadata["nbgrader"] = {
+            "grade": False,
+            "grade_id": grade_id,
+            "locked": False,
+            "schema_version": 3,
+            "solution": True,
+        }
+    elif kind == "test":
+        cell.metadata["nbgrader"] = {
+            "grade": True,
+            "grade_id": grade_id,
+            "locked": True,
+            "points": points,
+            "schema_version": 3,
+            "solution": False,
+        }
+    return cell
+
+
+RUN_BOTH = """### BEGIN SOLUTION
+docker.run("course/web:v1", "web")
+pod = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "idle"},
+    "spec": {"containers": [{"name": "idle", "image": "course/web:v1"}]},
+}
+k8s.apply(pod, k8s.namespace())
+### END SOLUTION"""
+
+
+def assignment_notebook() -> Any:
+    notebook = new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    notebook.cells = [
+        new_markdown_cell("# Grading machinery\nA tiny assignment for the class-run tests."),
+        _cell(
+            f'import helpers\nfrom helpers import check, docker, k8s\n\nme = helpers.setup("{ASSIGNMENT}")'
+        ),
+        _cell("### BEGIN SOLUTION\ntotal = 2 + 3\n### END SOLUTION", "answer", "answer_total"),
+        _cell(
+            'check.answered(total, what="total", kind=int)\n### BEGIN HIDDEN TESTS\n'
+            'check.equal(total, 5, what="total")\n### END HIDDEN TESTS',
+            "test",
+            "test_total",
+            2,
+        ),
+        _cell(RUN_BOTH, "answer", "answer_run"),
+        _cell(
+            'check.container_running("web")\n'
+            'check.equal(k8s.exists("pod/idle", k8s.namespace()), True, what="pod/idle exists")',
+            "test",
+            "test_running",
+            1,
+        ),
+    ]
+    return notebook
+
+
+def other_notebook() -> Any:
+    notebook = new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    notebook.cells = [
+        _cell("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION", "answer", "answer_other"),
+        _cell("assert answer == 42", "test", "test_other", 1),
+    ]
+    return notebook
+
+
+def _with(notebook: Any, **answers: str) -> Any:
+    changed = copy.deepcopy(notebook)
+    for cell in changed.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers.pop(grade_id)
+    assert not answers, answers
+    return changed
+
+
+def _edited(notebook: Any, cell_id: str, **meta: Any) -> Any:
+    changed = copy.deepcopy(notebook)
+    for cell in changed.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == cell_id:
+            cell.metadata.nbgrader.update(meta)
+    return changed
+
+
+LEFTOVER = f"""import subprocess
+subprocess.Popen(["setsid", "sh", "-c", "sleep {MARK} & sleep {MARK + 1} &"])
+subprocess.Popen(["nohup", "sleep", "{MARK + 2}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+total = 2 + 3"""
+BARE_EXCEPT = """import time
+total = None
+while total is None:
+    try:
+        time.sleep(1)  # a retry loop that swallows the timeout's KeyboardInterrupt
+    except:
+        pass"""
+HUGE = "print('x' * 3_000_000)\ntotal = 2 + 3"
+EXITS = "import os\nos._exit(3)"
+KILLS_PARENT = "import os, signal\nos.kill(os.getppid(), signal.SIGTERM)"
+
+
+def build_class(root: Path, prefix: str) -> dict[str, dict[str, Any]]:
+    """Write the two assignments' sources in root/solutions and a collected class folder in
+    root/collected; returns what each student should end as."""
+    for name, notebook in ((ASSIGNMENT, assignment_notebook()), (OTHER, other_notebook())):
+        (root / "solutions" / name).mkdir(parents=True)
+        nbformat.write(notebook, root / "solutions" / name / f"{name}.ipynb")
+    _grading.release(root)
+    solution = nbformat.read(root / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    blank = nbformat.read(root / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    other = nbformat.read(root / "exercises" / OTHER / f"{OTHER}.ipynb", 4)
+    slow = copy.deepcopy(solution)
+    slow.cells.extend(_cell(f"import time\ntime.sleep({CELL_TIMEOUT - 2})") for _ in range(5))
+    graded = "graded"
+    cases: dict[str, dict[str, Any]] = {
+        "full": {"nb": solution, "status": graded},
+        "partial": {"nb": _with(solution, answer_total="total = 4"), "status": graded},
+        "blank": {"nb": blank, "status": graded},
+        "huge": {"nb": _with(solution, answer_total=HUGE), "status": graded, "reason": "cut"},
+        # Its output spends the notebook's budget: the failing test after it must still fail.
+        "hugewrong": {
+            "nb": _with(solution, answer_total=HUGE.replace("2 + 3", "2 + 2")),
+            "status": graded,
+            "reason": "cut",
+        },
+        "leftover": {
+            "nb": _with(solution, answer_total=LEFTOVER),
+            "status": graded,
+            "reason": "left running were killed",
+        },
+        "badjson": {"text": nbformat.writes(solution)[:300], "status": "invalid notebook"},
+        "nocells": {"nb": new_notebook(), "status": "invalid notebook", "reason": "no cells"},
+        "other": {"nb": other, "status": "wrong assignment", "reason": f"{OTHER}'s cells"},
+        "othername": {
+            "nb": other,
+            "file": f"{OTHER}.ipynb",
+            "status": "wrong assignment",
+            "reason": f"that is {OTHER}'s notebook",
+        },
+        "edited": {
+            "nb": _edited(solution, "test_total", grade=False),
+            "status": "checksum mismatch",
+            "reason": "'test_total' had its nbgrader metadata edited",
+        },
+        "renamed": {
+            "nb": _edited(solution, "answer_total", grade_id="my_total"),
+            "status": "checksum mismatch",
+            "reason": "'my_total' is not in the assignment",
+        },
+        "bareexcept": {
+            "nb": _with(solution, answer_total=BARE_EXCEPT),
+            "status": "timed out",
+            "reason": "did not stop when interrupted",
+        },
+        # Named to be graded first: it takes the whole limit.
+        "asleep": {"nb": slow, "status": "timed out", "reason": f"{SUBMISSION_TIMEOUT} s limit"},
+        "exits": {
+            "nb": _with(solution, answer_total=EXITS),
+            "status": "kernel died",
+            "reason": "(answer_total)",
+        },
+        "signals": {
+            "nb": _with(solution, answer_total=KILLS_PARENT),
+            "status": "kernel died",
+            "reason": "SIGTERM (signal 15) in cell 2 (answer_total)",
+        },
+    }
+    collected = root / "collected"
+    for name, case in cases.items():
+        folder = collected / f"{prefix}{name}" / ASSIGNMENT
+        folder.mkdir(parents=True)
+        path = folder / case.get("file", f"{ASSIGNMENT}.ipynb")
+        if "text" in case:
+            path.write_text(case["text"])
+        else:
+            nbformat.write(case["nb"], path)
+        case["gradable"] = case["status"] == graded
+    # Strays, as a zip from a Mac brings them, and a folder named after no assignment.
+    (collected / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (collected / f"{prefix}full" / ".DS_Store").write_bytes(b"\0")
+    (collected / f"{prefix}full" / ASSIGNMENT / ".DS_Store").write_bytes(b"\0")
+    (collected / "__MACOSX").mkdir()
+    wrong = collected / f"{prefix}lost" / "homework-1"
+    wrong.mkdir(parents=True)
+    nbformat.write(solution, wrong / "homework-1.ipynb")
+    cases["lost"] = {"status": "wrong assignment", "reason": "no assignment named"}
+    return cases
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}{name}/{'homework-1' if name == 'lost' else ASSIGNMENT}"
+
+
+def _processes_of(marker: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def _processes_in(folder_marker: str) -> list[str]:
+    """Processes whose working folder is a grading work folder (a kernel or what it started)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if folder_marker in cwd:
+            found.append(f"{proc.name}: {cwd}")
+    return found
+
+
+def _belongings(student: str) -> list[str]:
+    from helpers._docker.engine import client
+
+    learner = learner_of(student)
+    label = f"course.learner={learner}"
+    found = [
+        f"container/{c.name}" for c in client().containers.list(all=True, filters={"label": label})
+    ]
+    found += [f"namespace/{ns.name}" for ns in k8s.list_objects("namespaces", selector=label)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("class")
+    prefix = f"g{int(time.time()) % 100000}-"
+    cases = build_class(root, prefix)
+    released = {p: p.read_bytes() for p in (root / "exercises").rglob("*.ipynb")}
+    started = time.monotonic()
+    try:
+        run = _grading.grade(
+            root,
+            root / "collected",
+            jobs=2,
+            timeout=CELL_TIMEOUT,
+            submission_timeout=SUBMISSION_TIMEOUT,
+            cell_output_limit=64 * 1024,
+            notebook_output_limit=256 * 1024,
+        )
+        seconds = time.monotonic() - started
+        # What is left right after the run (later tests grade some students again).
+        left = {
+            "processes": _processes_of(f"sleep {MARK}"),
+            "kernels": _processes_in("course-grading-"),
+            "belongings": {n: _belongings(prefix + n) for n in cases if n != "lost"},
+            "cgroups": _cgroups(),
+        }
+        yield {
+            "left": left,
+            "root": root,
+            "prefix": prefix,
+            "cases": cases,
+            "run": run,
+            "seconds": seconds,
+            "released": released,
+        }
+    finally:
+        for name in cases:
+            remove_learner_resources(learner_of(prefix + name), timeout=60)
+        for line in _processes_of(f"sleep {MARK}"):
+            os.kill(int(line.split(":")[0]), 9)
+
+
+def test_the_run_finishes_and_every_submission_has_its_status_and_reason(graded_class: Any) -> None:
+    run, prefix, cases = graded_class["run"], graded_class["prefix"], graded_class["cases"]
+    print(run, f"\n({graded_class['seconds']:.0f} s)")
+    for name, case in cases.items():
+        outcome = run[_key(prefix, name)]
+        assert outcome.status == case["status"], (name, outcome.status, outcome.reason)
+        assert case.get("reason", "") in outcome.reason, (name, outcome.reason)
+        if outcome.status != "graded":
+            assert outcome.reason and "\n" not in outcome.reason, (name, outcome.reason)
+            assert outcome.score is None
+    assert len(run.outcomes) == len(cases), "a stray file became a submission, or one is missing"
+    assert run.exit_code == 3, "some submissions need the instructor: the exit code must say so"
+
+
+def test_gradable_students_score_what_nbgrader_gives_them_alone(
+    graded_class: Any, tmp_path: Path
+) -> None:
+    """Each gradable submission graded alone by plain nbgrader (in this process, one at a time,
+    its own course folder) must score exactly what the class run gave it, test by test."""
+    root, prefix, cases, run = (graded_class[k] for k in ("root", "prefix", "cases", "run"))
+    alone = tmp_path / "alone"
+    shutil.copytree(root / "solutions", alone / "solutions")
+    gradable = [name for name, case in cases.items() if case.get("gradable")]
+    try:
+        for name in gradable:
+            student = prefix + name
+            shutil.copytree(
+                root / "submitted" / student / ASSIGNMENT,
+                alone / "submitted" / student / ASSIGNMENT,
+                ignore=shutil.ignore_patterns(".*"),
+            )
+            expected = _grading.autograde(alone, ASSIGNMENT, student, timeout=CELL_TIMEOUT)
+            got = _grading.scores(root, ASSIGNMENT, student)
+            assert got == expected, (name, got, expected)
+            assert run[f"{student}/{ASSIGNMENT}"].score == expected["score"]
+    finally:
+        deleted = [
+            ns
+            for name in gradable
+            for ns in remove_learner_resources(learner_of(prefix + name), timeout=None).namespaces
+        ]
+        wait_gone(deleted, 60)
+        for line in _processes_of(f"sleep {MARK}"):
+            os.kill(int(line.split(":")[0]), 9)
+    scores = {name: _grading.scores(root, ASSIGNMENT, prefix + name)["score"] for name in gradable}
+    assert scores["full"] == 3 and scores["partial"] == 1 and scores["blank"] == 0, scores
+    assert scores["huge"] == 3 and scores["hugewrong"] == 1, scores
+
+
+def test_grades_csv_has_every_student_with_status_and_no_score_for_the_ungradable(
+    graded_class: Any,
+) -> None:
+    root, prefix, cases = graded_class["root"], graded_class["prefix"], graded_class["cases"]
+    rows = _grading.read_csv(root / "grades.csv")
+    by_key = {(r["student_id"], r["assignment"]): r for r in rows}
+    for name, case in cases.items():
+        if name == "lost":
+            continue
+        row = by_key[(prefix + name, ASSIGNMENT)]
+        assert row["status"] == case["status"], (name, row)
+        if case["status"] == "graded":
+            assert (
+                float(row["raw_score"]) == _grading.scores(root, ASSIGNMENT, prefix + name)["score"]
+            )
+        else:
+            assert row["raw_score"] == "" and row["reason"], (name, row)
+    # A student who handed in only a folder named after no assignment is missing 98-grading:
+    # no score, not 0.
+    assert by_key[(prefix + "lost", "homework-1")]["status"] == "wrong assignment"
+    missing = by_key[(prefix + "lost", ASSIGNMENT)]
+    assert missing["status"] == "missing" and missing["raw_score"] == "", missing
+    # Nobody handed in 97-other: no rows for it (it is not due yet).
+    assert not [r for r in rows if r["assignment"] == OTHER]
+
+
+def test_ungradable_feedback_says_why_and_graded_feedback_is_capped(graded_class: Any) -> None:
+    root, prefix = graded_class["root"], graded_class["prefix"]
+    page = (root / "feedback" / f"{prefix}exits" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "kernel died" in page and "not graded" in page
+    huge_nb = root / "autograded" / f"{prefix}huge" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    huge_page = root / "feedback" / f"{prefix}huge" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    assert huge_nb.stat().st_size < 400_000, "3 MB of output reached the graded notebook"
+    assert huge_page.stat().st_size < 800_000, "3 MB of output reached the feedback page"
+    assert "output cut here by the grader" in huge_page.read_text()
+    full = (root / "feedback" / f"{prefix}full" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "Score: 3.0 / 3.0" in full
+    log = root / "grading" / "logs" / f"{prefix}exits" / f"{ASSIGNMENT}.log"
+    assert "DeadKernelError" in log.read_text(), "the full log of a failed grading is kept"
+
+
+def _cgroups() -> list[Path]:
+    if containment.best_kind() != "cgroup-v1":
+        return []
+    group = Path(containment.CGROUP_ROOT, "freezer", containment.GROUP)
+    return [p for p in group.glob("*") if p.is_dir()]
+
+
+def test_nothing_of_the_students_is_left_running(graded_class: Any) -> None:
+    left = graded_class["left"]
+    assert not left["processes"], "a process a submission started outlived it"
+    assert not left["kernels"], "a kernel or its child outlived its grading"
+    assert not any(left["belongings"].values()), left["belongings"]
+    assert not left["cgroups"], "a submission's cgroup was left behind"
+
+
+def test_exercises_are_not_rewritten_by_grading(graded_class: Any) -> None:
+    root = graded_class["root"]
+    now = {p: p.read_bytes() for p in (root / "exercises").rglob("*.ipynb")}
+    assert now == graded_class["released"], "grading changed exercises/"
+    assert all(json.loads(data)["cells"] for data in now.values())
+
+
+def test_a_rerun_grades_nothing_and_a_changed_submission_is_graded_alone(
+    graded_class: Any,
+) -> None:
+    root, prefix = graded_class["root"], graded_class["prefix"]
+    again = _grading.grade(
+        root, jobs=2, timeout=CELL_TIMEOUT, submission_timeout=SUBMISSION_TIMEOUT
+    )
+    assert again.graded_now == []
+    assert {o.key: o.score for o in again.outcomes} == {
+        o.key: o.score for o in graded_class["run"].outcomes
+    }
+    # The student fixes the answer and hands in again: only that submission is graded.
+    path = root / "submitted" / f"{prefix}partial" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    notebook = nbformat.read(path, 4)
+    nbformat.write(_with(notebook, answer_total="total = 5"), path)
+    changed = _grading.grade(
+        root, jobs=2, timeout=CELL_TIMEOUT, submission_timeout=SUBMISSION_TIMEOUT
+    )
+    assert changed.graded_now == [f"{prefix}partial/{ASSIGNMENT}"]
+    assert changed[f"{prefix}partial/{ASSIGNMENT}"].score == 3
+    assert _grading.scores(root, ASSIGNMENT, prefix + "partial")["score"] == 3
+    rows = {r["student_id"]: r for r in _grading.read_csv(root / "grades.csv")}
+    assert float(rows[prefix + "partial"]["raw_score"]) == 3
+
+
+def test_a_student_filter_grades_again_and_keep_leaves_their_work(graded_class: Any) -> None:
+    root, prefix = graded_class["root"], graded_class["prefix"]
+    student = prefix + "full"
+    before = _grading.scores(root, ASSIGNMENT, student)
+    try:
+        again = _grading.grade(
+            root,
+            students=[student],
+            assignments=[ASSIGNMENT],
+            jobs=1,
+            keep=True,
+            timeout=CELL_TIMEOUT,
+        )
+        assert again.graded_now == [f"{student}/{ASSIGNMENT}"], "the filter must force a regrade"
+        assert _grading.scores(root, ASSIGNMENT, student) == before, "grading twice differs"
+        assert again.exit_code == 0, again
+        kept = _belongings(student)
+        assert any(k.startswith("container/") for k in kept) and any(
+            k.startswith("namespace/") for k in kept
+        ), kept
+    finally:
+        remove_learner_resources(learner_of(student), timeout=60)
+
+
+def test_python_m_helpers_grade_exit_code_and_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `make grade` runs (``python -m helpers grade``): a line per submission, the table,
+    and exit code 3 while a submission needs the instructor, 0 when the filter leaves only
+    graded ones."""
+    from helpers.__main__ import main
+
+    root = tmp_path / "course"
+    (root / "solutions" / OTHER).mkdir(parents=True)
+    nbformat.write(other_notebook(), root / "solutions" / OTHER / f"{OTHER}.ipynb")
+    prefix = f"c{int(time.time()) % 100000}-"
+    good = root / "submitted" / f"{prefix}good" / OTHER
+    good.mkdir(parents=True)
+    nbformat.write(other_notebook(), good / f"{OTHER}.ipynb")
+    broken = root / "submitted" / f"{prefix}broken" / OTHER
+    broken.mkdir(parents=True)
+    (broken / f"{OTHER}.ipynb").write_text('{"cells": [')
+    command = ["grade", "--root", str(root), "--jobs", "2"]
+    assert main(command) == 3
+    printed = capsys.readouterr().out
+    assert "[2/2]" in printed and "invalid notebook" in printed, printed
+    assert f"{prefix}good/{OTHER}  1/1" in printed, printed
+    assert main([*command, "--student", f"{prefix}good"]) == 0, capsys.readouterr().out
+    assert not (root / "exercises").exists(), "grading must not release into exercises/"
+
+
+def test_containment_kills_a_double_fork_that_left_the_session() -> None:
+    """The containment this machine uses, and the session fallback a laptop would use, each kill
+    a process that double-forked into a new session."""
+    import multiprocessing
+
+    kinds = {containment.best_kind(), "session"}
+    for kind in sorted(kinds):
+        box = containment.Containment.create(f"test-{os.getpid()}-{kind}", kind)
+        marker = f"sleep {MARK + 10 + len(kind)}"
+        ctx = multiprocessing.get_context("fork")
+        child = ctx.Process(target=_escape, args=(box, marker))
+        child.start()
+        deadline = time.monotonic() + 10
+        while not _processes_of(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_of(marker), f"{kind}: the escaping process did not start"
+        killed = box.kill_all(leader=child.pid)
+        child.join(timeout=5)
+        box.remove()
+        time.sleep(0.2)
+        assert killed >= 1 and not _processes_of(marker), (kind, _processes_of(marker))
+
+
+def _escape(box: containment.Containment, marker: str) -> None:
+    box.join()
+    subprocess.Popen(["setsid", "sh", "-c", f"{marker} &"])
+    time.sleep(60)
