@@ -185,6 +185,9 @@ def test_wait_takes_jsonpath_conditions_as_kubectl_does() -> None:
     assert not waiting.satisfied(pod, "{.status.containerStatuses[5].restartCount}=3")
     assert waiting.satisfied(pod, "{.status.phase}=Running")
     assert waiting.satisfied(pod, "{.status.containerStatuses[0].ready}=false")
+    filtered = '{.status.conditions[?(@.type=="Ready")].status}'
+    assert waiting.satisfied(pod, filtered + "=False")
+    assert not waiting.satisfied(pod, '{.status.conditions[?(@.type=="Gone")].status}=False')
 
 
 def test_targets_resolve_every_name_the_server_lists(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -244,8 +244,9 @@ class RolloutChart(WatchedView):
         return moments
 
     def peak_pods(self) -> int:
-        """The most pods the Deployment had at once, old and new together."""
-        return max((sum(c[1] for c in state.values()) for _, state in self.timeline()), default=0)
+        """The most pods the Deployment's ReplicaSets asked for at once, old and new together:
+        what ``maxSurge`` bounds (pods already shutting down are not counted)."""
+        return max((sum(c[2] for c in state.values()) for _, state in self.timeline()), default=0)
 
     def fewest_ready(self) -> int:
         """The fewest ready pods the Deployment had at any moment, old and new together."""

@@ -17,16 +17,21 @@ Raw = Mapping[str, Any]
 
 
 def jsonpath(raw: Raw, path: str) -> Any:
-    """The value at a simple JSONPath such as ``.status.containerStatuses[0].restartCount``
-    (dots and list indexes, as ``kubectl wait --for=jsonpath`` takes them), or None."""
+    """The value at a JSONPath as ``kubectl wait --for=jsonpath`` takes them: dots, list
+    indexes and one kind of filter, e.g. ``.status.containerStatuses[0].restartCount`` or
+    ``.status.conditions[?(@.type=="Progressing")].reason``. None when it is not there."""
     value: Any = raw
-    for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
-        key, index = part
+    steps = re.findall(r'\.([^.\[]+)|\[(\d+)\]|\[\?\(@\.(\w+)=="([^"]*)"\)\]', path)
+    for key, index, field, wanted in steps:
         if key:
             value = value.get(key) if isinstance(value, Mapping) else None
-        else:
-            value = (
-                value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+        elif index:
+            position = int(index)
+            value = value[position] if isinstance(value, list) and position < len(value) else None
+        else:  # [?(@.field=="wanted")]: the first item whose field has that value
+            items = value if isinstance(value, list) else []
+            value = next(
+                (i for i in items if isinstance(i, Mapping) and i.get(field) == wanted), None
             )
         if value is None:
             return None
@@ -77,10 +82,21 @@ def _stuck_pods(ns: str | None, raw: Raw, condition: str) -> str | None:
     if condition.startswith("{"):  # a field's value: a crashing pod may be just what is awaited
         return None
     kind = raw.get("kind")
+    seen = (raw.get("status") or {}).get("observedGeneration", 0)
+    current = seen >= (raw.get("metadata") or {}).get("generation", 0)  # not an older spec's news
+    if kind == "Deployment" and condition in ("Complete", "Available", "Ready") and current:
+        for c in (raw.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+                return f"the rollout exceeded its progress deadline: {c.get('message', '')}"
     if kind == "Pod":
         candidates = [raw]
     elif kind in ("Deployment", "ReplicaSet", "StatefulSet"):
-        labels = ((raw.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        labels = dict(((raw.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+        if kind == "Deployment":  # only the newest ReplicaSet's pods: old ones are on their way out
+            newest = _newest_template_hash(ns, raw, labels)
+            if newest is None:
+                return None
+            labels["pod-template-hash"] = newest
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
         candidates = (
             [p.raw for p in list_objects("pods", ns, selector=selector)] if selector else []
@@ -99,6 +115,17 @@ def _stuck_pods(ns: str | None, raw: Raw, condition: str) -> str | None:
                     f"pod/{pod['metadata']['name']} container {container.get('name')!r} is "
                     f"{reason}: {status.HOPELESS_REASONS[reason]}."
                 )
+    return None
+
+
+def _newest_template_hash(ns: str | None, deployment: Raw, labels: Mapping[str, str]) -> str | None:
+    """The pod-template-hash of the ReplicaSet of the Deployment's current revision."""
+    revision_key = "deployment.kubernetes.io/revision"
+    revision = ((deployment.get("metadata") or {}).get("annotations") or {}).get(revision_key)
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+    for rs in list_objects("replicasets", ns, selector=selector) if selector and revision else []:
+        if (rs.metadata.get("annotations") or {}).get(revision_key) == revision:
+            return rs.labels.get("pod-template-hash")
     return None
 
 

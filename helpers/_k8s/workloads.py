@@ -32,34 +32,38 @@ def scale(deployment: str, replicas: int, ns: str | None = None) -> Object:
 
 
 def set_image(
-    deployment: str, container: str, image: str, ns: str | None = None, *, reason: str | None = None
+    target: str, container: str, image: str, ns: str | None = None, *, reason: str | None = None
 ) -> Object:
-    """Change a container's image, which starts a rolling update. ``reason`` is recorded as the
-    revision's change-cause.
+    """Change a container's image. On a Deployment (``"web"`` or ``"deployment/web"``) this starts
+    a rolling update, and ``reason`` is recorded as the revision's change-cause. On a bare pod
+    (``"pod/web"``) the kubelet restarts that container in place: no new pod, no history.
 
     CLI: ``kubectl set image deployment/web web=course/web:v2 -n NS``
     (then ``kubectl annotate deployment/web kubernetes.io/change-cause='REASON'``)
     """
-    target = _deployment(deployment)
-    containers = get(target, ns).spec["template"]["spec"]["containers"]
-    if container not in [c["name"] for c in containers]:
+    kind = target.split("/", 1)[0] if "/" in target else "deployment"
+    full = _deployment(target) if kind in ("deploy", "deployment", "deployments") else target
+    spec = get(full, ns).spec
+    pod_spec = spec["template"]["spec"] if "template" in spec else spec
+    names = [c["name"] for c in pod_spec["containers"]]
+    if container not in names:
         raise CourseError(
-            f"{target} has no container {container!r}.",
-            hint=f"Its containers: {', '.join(c['name'] for c in containers)}.",
+            f"{full} has no container {container!r}.", hint=f"Its containers: {', '.join(names)}."
         )
+    change: dict[str, Any] = {"containers": [{"name": container, "image": image}]}
     patch: dict[str, Any] = {
-        "spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}
+        "spec": {"template": {"spec": change}} if "template" in spec else change
     }
     if reason:
         patch["metadata"] = {"annotations": {CHANGE_CAUSE: reason}}
     request(
         "PATCH",
-        object_path(target, ns),
+        object_path(full, ns),
         body=patch,
         content_type="application/strategic-merge-patch+json",
-        what=f"setting the image of {target}",
+        what=f"setting the image of {full}",
     )
-    return get(target, ns)
+    return get(full, ns)
 
 
 def replicasets(deployment: str, ns: str | None = None) -> list[Object]:
