@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
 # kind backend: up | down | status. Thin wrapper so `make cluster CLUSTER=kind` reads like kind.
 #
+# Two nodes (cluster/kind.yaml): a control plane and a worker, each with cluster/volumes mounted.
 # kind brings its own CoreDNS and local-path storage (StorageClass "standard"); `up` adds
 # metrics-server from the same manifest as the local cluster (cluster/addons/metrics-server.yaml),
-# with an image built from the Go module proxy (cluster/addons/build.sh) and loaded into the node.
+# with an image built from the Go module proxy (cluster/addons/build.sh) and loaded into the nodes.
+#
+# KIND_NODE_IMAGE=IMAGE replaces the pinned node image of cluster/kind.yaml. A course/kind-node:*
+# image is the one built on this machine with no registry (cluster/kind/node-image.sh, used by
+# CI): it is built, or brought up to date, first.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=cluster/lib.sh
 source "$repo/cluster/lib.sh"
+# shellcheck source=cluster/local/versions.sh
+source "$repo/cluster/local/versions.sh"
+# shellcheck source=cluster/kind/versions.sh
+source "$repo/cluster/kind/versions.sh"
 # shellcheck source=cluster/addons/common.sh
 source "$repo/cluster/addons/common.sh"
 RUN_LOG=${TMPDIR:-/tmp}/cloud-native-course-kind.log
-KIND_CLUSTER_NAME=cloud-native-course # upper case: lib.sh functions have locals named "name"
+# kind on PATH, else the one cluster/kind/tools.sh built (needed offline, where the node image is built)
+if ! command -v kind >/dev/null && [ -x "$KIND_BIN_DIR/kind" ]; then PATH=$KIND_BIN_DIR:$PATH; fi
+if ! command -v kind >/dev/null && [ -n "${KIND_NODE_IMAGE:-}" ] && command -v go >/dev/null; then
+  bash "$repo/cluster/kind/tools.sh" kind
+  PATH=$KIND_BIN_DIR:$PATH
+fi
 command -v kind >/dev/null || fail "kind is not installed: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (or use the conda environment)"
+# Where root lacks a capability (this course's CI), Docker cannot start --privileged containers:
+# kind then runs Docker through cluster/kind/docker-shim (see the comment at its top).
+if bash "$repo/cluster/kind/docker-shim/needed"; then PATH=$repo/cluster/kind/docker-shim:$PATH; fi
 exists() { kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER_NAME"; }
 kubectl() { command kubectl --context "kind-$KIND_CLUSTER_NAME" "$@"; }
 
@@ -50,10 +67,15 @@ case "${1:-up}" in
     if exists; then
       ok "kind cluster $KIND_CLUSTER_NAME already exists"
     else
+      image_flag=()
+      if [ -n "${KIND_NODE_IMAGE:-}" ]; then
+        case $KIND_NODE_IMAGE in course/kind-node:*) bash "$repo/cluster/kind/node-image.sh" "$KIND_NODE_IMAGE" ;; esac
+        image_flag=(--image "$KIND_NODE_IMAGE")
+      fi
       mkdir -p "$repo/cluster/volumes"
       config=$(mktemp)
       sed "s#hostPath: cluster/volumes#hostPath: $repo/cluster/volumes#" "$repo/cluster/kind.yaml" >"$config"
-      kind create cluster --config "$config" --wait 120s
+      kind create cluster --config "$config" "${image_flag[@]}" --wait 180s
       rm -f "$config"
     fi
     ensure_metrics_server

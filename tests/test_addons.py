@@ -26,7 +26,6 @@ REPO = Path(__file__).resolve().parent.parent
 LIB = REPO / "cluster" / "lib.sh"
 NS = "pytest-addons"
 BACKEND = os.environ.get("COURSE_CLUSTER", "local")
-KIND_NODE = "cloud-native-course-control-plane"
 T = TypeVar("T")
 
 
@@ -234,7 +233,8 @@ def test_the_default_class_waits_for_the_first_consumer_then_provisions(ns: str)
     source = volume["spec"].get("hostPath") or volume["spec"].get("local")
     host_dir = source["path"]
     assert host_dir.startswith("/var/local-path-provisioner/"), host_dir
-    assert node_read(f"{host_dir}/proof.txt") == "written-by-the-pod", "visible on the node"
+    node = get("pod/writer")["spec"]["nodeName"]  # kind: the worker, where the volume was made
+    assert node_read(f"{host_dir}/proof.txt", node) == "written-by-the-pod", "visible on the node"
 
     # reclaimPolicy Delete: the claim gone, the provisioner's helper pod removes the directory
     kubectl("delete", "-n", NS, "pod/writer", "pvc/data", "--wait=true", timeout=90)
@@ -243,14 +243,14 @@ def test_the_default_class_waits_for_the_first_consumer_then_provisions(ns: str)
         lambda: kubectl("get", f"pv/{volume_name}", check=False).returncode != 0,
         60,
     )
-    assert node_read(f"{host_dir}/proof.txt") is None, "the directory was removed"
+    assert node_read(f"{host_dir}/proof.txt", node) is None, "the directory was removed"
 
 
-def node_read(path: str) -> str | None:
-    """A file on the node: the host itself on the local cluster, the node container on kind."""
+def node_read(path: str, node: str) -> str | None:
+    """A file on the node: the host itself on the local cluster, the node's container on kind."""
     if BACKEND == "kind":
         result = subprocess.run(
-            ["docker", "exec", KIND_NODE, "cat", path], capture_output=True, text=True
+            ["docker", "exec", node, "cat", path], capture_output=True, text=True
         )
         return result.stdout.strip() if result.returncode == 0 else None
     file = Path(path)

@@ -145,7 +145,13 @@ def test_a_rolling_update_completes_and_rolls_back(ns: str) -> None:
 
 
 def test_a_manual_pv_keeps_data_across_pods_and_the_default_class_provisions(ns: str) -> None:
-    folder = Path("/var/lib/cloud-native-course/volumes") / ns
+    folder = Path("/var/lib/cloud-native-course/volumes") / ns  # on the node
+    # ... which on kind is cluster/volumes on this machine (cluster/kind.yaml's extraMounts)
+    from helpers import _cluster
+
+    on_host = (
+        (_cluster.REPO_ROOT / "cluster/volumes" / ns) if _cluster.backend() == "kind" else folder
+    )
     pv_name = f"{ns}-manual"
     volume = {
         "apiVersion": "v1",
@@ -188,7 +194,7 @@ def test_a_manual_pv_keeps_data_across_pods_and_the_default_class_provisions(ns:
         k8s.apply(reader, ns)
         k8s.wait("pod/reader", "Ready", ns, timeout=60)
         assert k8s.exec("reader", "cat /data/note.txt", ns).stdout.strip() == "kept"
-        assert (folder / "note.txt").read_text().strip() == "kept", "visible from the host too"
+        assert (on_host / "note.txt").read_text().strip() == "kept", "visible from the host too"
 
         dynamic = {
             "apiVersion": "v1",

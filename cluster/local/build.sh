@@ -13,6 +13,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.sh"
 # shellcheck source=cluster/lib.sh
 source "$here/../lib.sh"
+# kubeadm is not used by the local cluster: the kind node image (cluster/kind/) is built from it.
+K8S_BINARIES+=(kubeadm)
 
 all_present() {
   for b in "${K8S_BINARIES[@]}" etcd etcdctl pause; do [ -x "$BIN_DIR/$b" ] || return 1; done
