@@ -130,14 +130,18 @@ rootfs_image node_rootfs node "${NODE_PACKAGES[@]}"
 rootfs_image network_rootfs network "${NETWORK_PACKAGES[@]}"
 
 # --- images: the base, and every image the node preloads ----------------------------------------
+# What a rebuild replaces is removed at the end, so that builds do not pile up (1.3 GB each).
+base=course/kind-base:$K8S_VERSION
+network_base=course/kind-network-base:$K8S_VERSION
+ours=("$IMAGE" "$base" "$network_base" course/kind-network:v1 registry.k8s.io/kube-proxy:"$K8S_VERSION")
+before=()
+for image in "${ours[@]}"; do before+=("$(image_id "$image" || true)"); done
 step "Building the node's base image and the Kubernetes component images"
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 cp -a "$here/node" "$here/images/node-base/Dockerfile" "$crictl" "$context/"
-base=course/kind-base:$K8S_VERSION
 run kind_build "$base" "$context" "ROOTFS=$node_rootfs"
 rm -rf "${context:?}"/*
-network_base=course/kind-network-base:$K8S_VERSION
 cp "$here/images/network-base/"* "$context/"
 run kind_build "$network_base" "$context" "ROOTFS=$network_rootfs"
 
@@ -206,4 +210,10 @@ run in_builder bash -c 'pkill -x containerd; for i in $(seq 50); do ps -C contai
 run in_builder rm -f /var/log/containerd-build.log
 run docker commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' "$builder" "$IMAGE"
 echo "$hash $(image_id "$IMAGE")" >"$STAMP"
+for i in "${!ours[@]}"; do
+  # an image that no tag names any more; one still used by a container (a running node) stays
+  if [ -n "${before[i]}" ] && [ "${before[i]}" != "$(image_id "${ours[i]}")" ]; then
+    docker rmi "${before[i]}" >/dev/null 2>&1 || true
+  fi
+done
 ok "kind node image $IMAGE built ($(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%d MB", $1 / 1e6}'), $((SECONDS - started)) s in all)"
