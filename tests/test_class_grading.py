@@ -11,7 +11,9 @@ import copy
 import json
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,14 @@ from helpers import _grading, k8s
 from helpers._grading import containment
 from helpers._grading.cleanup import learner_of, remove_learner_resources, wait_gone
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
+
+def integration(test: Any) -> Any:
+    """Marks a test that grades for real: kernels, the engine and the cluster."""
+    for mark in (pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster):
+        test = mark(test)
+    return test
+
+
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT, OTHER = "98-grading", "97-other"
 CELL_TIMEOUT = 15  # seconds per cell: small, so the hung ones end fast
@@ -194,10 +203,12 @@ def build_class(root: Path, prefix: str) -> dict[str, dict[str, Any]]:
             "status": "checksum mismatch",
             "reason": "'my_total' is not in the assignment",
         },
+        # Ends at the cell limit plus nbgrader's wait for the interrupted cell ("did not stop
+        # when interrupted"), or, on a loaded machine, at the submission's limit: both name it.
         "bareexcept": {
             "nb": _with(solution, answer_total=BARE_EXCEPT),
             "status": "timed out",
-            "reason": "did not stop when interrupted",
+            "reason": "(answer_total)",
         },
         # Named to be graded first: it takes the whole limit.
         "asleep": {"nb": slow, "status": "timed out", "reason": f"{SUBMISSION_TIMEOUT} s limit"},
@@ -321,6 +332,7 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Any:
             os.kill(int(line.split(":")[0]), 9)
 
 
+@integration
 def test_the_run_finishes_and_every_submission_has_its_status_and_reason(graded_class: Any) -> None:
     run, prefix, cases = graded_class["run"], graded_class["prefix"], graded_class["cases"]
     print(run, f"\n({graded_class['seconds']:.0f} s)")
@@ -335,6 +347,7 @@ def test_the_run_finishes_and_every_submission_has_its_status_and_reason(graded_
     assert run.exit_code == 3, "some submissions need the instructor: the exit code must say so"
 
 
+@integration
 def test_gradable_students_score_what_nbgrader_gives_them_alone(
     graded_class: Any, tmp_path: Path
 ) -> None:
@@ -370,6 +383,7 @@ def test_gradable_students_score_what_nbgrader_gives_them_alone(
     assert scores["huge"] == 3 and scores["hugewrong"] == 1, scores
 
 
+@integration
 def test_grades_csv_has_every_student_with_status_and_no_score_for_the_ungradable(
     graded_class: Any,
 ) -> None:
@@ -396,6 +410,7 @@ def test_grades_csv_has_every_student_with_status_and_no_score_for_the_ungradabl
     assert not [r for r in rows if r["assignment"] == OTHER]
 
 
+@integration
 def test_ungradable_feedback_says_why_and_graded_feedback_is_capped(graded_class: Any) -> None:
     root, prefix = graded_class["root"], graded_class["prefix"]
     page = (root / "feedback" / f"{prefix}exits" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
@@ -418,6 +433,7 @@ def _cgroups() -> list[Path]:
     return [p for p in group.glob("*") if p.is_dir()]
 
 
+@integration
 def test_nothing_of_the_students_is_left_running(graded_class: Any) -> None:
     left = graded_class["left"]
     assert not left["processes"], "a process a submission started outlived it"
@@ -426,6 +442,7 @@ def test_nothing_of_the_students_is_left_running(graded_class: Any) -> None:
     assert not left["cgroups"], "a submission's cgroup was left behind"
 
 
+@integration
 def test_exercises_are_not_rewritten_by_grading(graded_class: Any) -> None:
     root = graded_class["root"]
     now = {p: p.read_bytes() for p in (root / "exercises").rglob("*.ipynb")}
@@ -433,6 +450,7 @@ def test_exercises_are_not_rewritten_by_grading(graded_class: Any) -> None:
     assert all(json.loads(data)["cells"] for data in now.values())
 
 
+@integration
 def test_a_rerun_grades_nothing_and_a_changed_submission_is_graded_alone(
     graded_class: Any,
 ) -> None:
@@ -458,6 +476,7 @@ def test_a_rerun_grades_nothing_and_a_changed_submission_is_graded_alone(
     assert float(rows[prefix + "partial"]["raw_score"]) == 3
 
 
+@integration
 def test_a_student_filter_grades_again_and_keep_leaves_their_work(graded_class: Any) -> None:
     root, prefix = graded_class["root"], graded_class["prefix"]
     student = prefix + "full"
@@ -482,6 +501,7 @@ def test_a_student_filter_grades_again_and_keep_leaves_their_work(graded_class: 
         remove_learner_resources(learner_of(student), timeout=60)
 
 
+@integration
 def test_python_m_helpers_grade_exit_code_and_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -507,6 +527,41 @@ def test_python_m_helpers_grade_exit_code_and_lines(
     assert f"{prefix}good/{OTHER}  1/1" in printed, printed
     assert main([*command, "--student", f"{prefix}good"]) == 0, capsys.readouterr().out
     assert not (root / "exercises").exists(), "grading must not release into exercises/"
+
+
+@integration
+def test_sigterm_stops_the_run_and_kills_the_running_submissions(tmp_path: Path) -> None:
+    """A run stopped by SIGTERM (or Ctrl+C) kills what is running, with everything it started,
+    keeps what finished, and exits 130; the stopped submission is graded next time."""
+    root = tmp_path / "course"
+    (root / "solutions" / OTHER).mkdir(parents=True)
+    nbformat.write(other_notebook(), root / "solutions" / OTHER / f"{OTHER}.ipynb")
+    prefix = f"s{int(time.time()) % 100000}-"
+    marker = f"sleep {MARK + 100}"
+    for name, answer in (("quick", "answer = 42"), ("stuck", f"import os\nos.system('{marker}')")):
+        folder = root / "submitted" / f"{prefix}{name}" / OTHER
+        folder.mkdir(parents=True)
+        nbformat.write(_with(other_notebook(), answer_other=answer), folder / f"{OTHER}.ipynb")
+    state_file = root / "grading" / "state.json"
+
+    def terminate_when_quick_is_done_and_stuck_runs() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if state_file.exists() and _processes_of(marker):
+                break
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)  # to this process: grade() runs in its main thread
+
+    before = signal.getsignal(signal.SIGTERM)
+    sender = threading.Thread(target=terminate_when_quick_is_done_and_stuck_runs, daemon=True)
+    sender.start()
+    run = _grading.grade(root, jobs=2)
+    sender.join()
+    assert run.interrupted and run.exit_code == 130, run
+    assert not _processes_of(marker), "a stopped submission's process outlived the run"
+    assert signal.getsignal(signal.SIGTERM) is before, "the run must restore SIGTERM's handler"
+    state = json.loads((root / "grading" / "state.json").read_text())["submissions"]
+    assert list(state) == [f"{prefix}quick/{OTHER}"], state
 
 
 def test_containment_kills_a_double_fork_that_left_the_session() -> None:
@@ -536,3 +591,157 @@ def _escape(box: containment.Containment, marker: str) -> None:
     box.join()
     subprocess.Popen(["setsid", "sh", "-c", f"{marker} &"])
     time.sleep(60)
+
+
+# --- fast tests of the parts (no kernel, no engine, no cluster) --------------------------------
+
+
+def _source(tmp_path: Path, name: str, notebook: Any) -> Any:
+    from helpers._grading import course
+
+    folder = tmp_path / "solutions" / name
+    folder.mkdir(parents=True)
+    nbformat.write(notebook, folder / f"{name}.ipynb")
+    return course.source(tmp_path, name)
+
+
+def _handed_in(tmp_path: Path, name: str, content: Any, file: str | None = None) -> Any:
+    from helpers._grading import intake
+
+    folder = tmp_path / "submitted" / name / ASSIGNMENT
+    folder.mkdir(parents=True)
+    path = folder / (file or f"{ASSIGNMENT}.ipynb")
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        nbformat.write(content, path)
+    (folder / ".DS_Store").write_bytes(b"\0")
+    return next(s for s in intake.find(tmp_path / "submitted") if s.student == name)
+
+
+def test_checks_without_a_kernel_name_the_problem(tmp_path: Path) -> None:
+    from helpers._grading import intake
+
+    solution = assignment_notebook()
+    source = _source(tmp_path, ASSIGNMENT, solution)
+    other = _source(tmp_path, OTHER, other_notebook())
+    sources = [source, other]
+    edited_points = _edited(solution, "test_total", points=10)  # nbgrader restores points
+    cases = {
+        "ok": (solution, None, None),
+        "points": (edited_points, None, None),
+        "answered": (_with(solution, answer_total="total = 4"), None, None),
+        "empty": ("", "invalid notebook", "empty"),
+        "json": (nbformat.writes(solution)[:100], "invalid notebook", "not valid JSON"),
+        "nocells": (new_notebook(), "invalid notebook", "no cells"),
+        "notnb": ('{"a": 1}', "invalid notebook", "not a Jupyter notebook"),
+        "other": (other_notebook(), "wrong assignment", f"holds {OTHER}'s cells"),
+        "lesson": (new_notebook(cells=[new_code_cell("1")]), "wrong assignment", "none of"),
+        "renamed": (
+            _edited(solution, "answer_total", grade_id="x"),
+            "checksum mismatch",
+            "renamed",
+        ),
+        "flag": (_edited(solution, "test_total", grade=False), "checksum mismatch", "grade: false"),
+    }
+    missing = copy.deepcopy(solution)
+    del missing.cells[3].metadata["nbgrader"]
+    cases["nometa"] = (missing, "checksum mismatch", "'test_total' is missing")
+    for name, (content, status, reason) in cases.items():
+        found = intake.check(_handed_in(tmp_path, name, content), source, sources)
+        if status is None:
+            assert found is None, (name, found)
+        else:
+            assert found is not None and found.status == status, (name, found)
+            assert reason in found.reason and "\n" not in found.reason, (name, found.reason)
+    named = intake.check(
+        _handed_in(tmp_path, "named", other_notebook(), f"{OTHER}.ipynb"), source, sources
+    )
+    assert named is not None and f"that is {OTHER}'s notebook" in named.reason
+
+
+def test_stray_files_are_not_submissions_and_do_not_change_the_digest(tmp_path: Path) -> None:
+    from helpers._grading import intake
+
+    submitted = tmp_path / "submitted"
+    folder = submitted / "alice" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    nbformat.write(assignment_notebook(), folder / f"{ASSIGNMENT}.ipynb")
+    before = intake.find(submitted)[0].digest
+    (submitted / ".DS_Store").write_bytes(b"\0")
+    (submitted / "__MACOSX").mkdir()
+    (submitted / "alice" / ".DS_Store").write_bytes(b"\0")
+    (folder / ".DS_Store").write_bytes(b"\0")
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / ".ipynb_checkpoints" / "x-checkpoint.ipynb").write_text("{}")
+    found = intake.find(submitted)
+    assert [(s.student, s.assignment) for s in found] == [("alice", ASSIGNMENT)]
+    assert found[0].digest == before
+    (folder / "notes.txt").write_text("a file the student added")
+    assert intake.find(submitted)[0].digest != before, "a real change must change the digest"
+
+
+def _message(kind: str, **content: Any) -> dict[str, Any]:
+    return {
+        "msg_type": kind,
+        "header": {"msg_type": kind},
+        "parent_header": {"msg_id": "m"},
+        "content": content,
+    }
+
+
+def test_the_output_cap_cuts_with_a_note_and_keeps_what_decides_the_grade() -> None:
+    """Over its budget a cell keeps its first stderr, its errors and its results (nbgrader grades
+    by them), so a capped test cell scores what it would have scored uncapped."""
+
+    from helpers._grading.execute import CUT_MARK, CappedExecute
+
+    client = CappedExecute(cell_output_limit=1000, notebook_output_limit=1500)
+    client.reset_execution_trackers()
+    client.clear_before_next_output = False  # set as each cell starts
+    outs: list[Any] = []
+    for _ in range(50):
+        client.output(outs, _message("stream", name="stdout", text="x" * 100), None, 0)
+    text = "".join(o.get("text", "") for o in outs if o.output_type == "stream")
+    assert len(text.encode()) < 1000 + 500 and CUT_MARK in text
+    client.output(outs, _message("stream", name="stderr", text="e" * 5000), None, 0)
+    client.output(outs, _message("stream", name="stderr", text="more"), None, 0)
+    client.output(
+        outs,
+        _message("error", ename="CheckFailed", evalue="v" * 10**6, traceback=["t"] * 500),
+        None,
+        0,
+    )
+    kinds = [(o.output_type, o.get("name")) for o in outs]
+    assert kinds.count(("stream", "stderr")) == 1, kinds
+    assert ("error", None) in kinds
+    error = next(o for o in outs if o.output_type == "error")
+    assert len(error.evalue) <= 2048 and len(error.traceback) <= 11
+    # A later cell, with the notebook's budget spent: its result is kept, shortened.
+    later: list[Any] = []
+    client._kept_before = 1500
+    client.output(
+        later,
+        _message("execute_result", data={"text/plain": "0.5"}, metadata={}, execution_count=1),
+        None,
+        1,
+    )
+    result = next(o for o in later if o.output_type == "execute_result")
+    assert result["data"]["text/plain"] == "0.5", later
+
+
+def test_grades_csv_without_a_gradebook_lists_status_and_missing(tmp_path: Path) -> None:
+    from helpers._grading import gradebook
+    from helpers._grading.outcome import Outcome
+
+    state = gradebook.State(tmp_path)
+    state.put(Outcome("bob", ASSIGNMENT, "kernel died", "the kernel died in cell 2"), "d1", "s1")
+    state.put(Outcome("eve", "homework", "wrong assignment", "no assignment named"), "d2", "")
+    state.save()
+    rows = _grading.read_csv(_grading.export_csv(tmp_path))
+    by_key = {(r["student_id"], r["assignment"]): r for r in rows}
+    assert by_key[("bob", ASSIGNMENT)]["status"] == "kernel died"
+    assert by_key[("bob", ASSIGNMENT)]["raw_score"] == ""
+    assert by_key[("eve", ASSIGNMENT)]["status"] == "missing"
+    assert by_key[("eve", "homework")]["status"] == "wrong assignment"
+    assert ("bob", "homework") not in by_key, "a folder named after no assignment is no assignment"

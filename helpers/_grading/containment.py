@@ -148,6 +148,27 @@ class Containment:
                 return len(killed)
             time.sleep(0.05)
 
+    def kill_others(self) -> int:
+        """From the worker, once the notebook has run: kill every other process in the
+        containment (what the student's code left running), so nothing of the submission runs
+        while the worker reads the scores and writes its result. Returns how many there were."""
+        if self.kind == "session":
+            return self.kill_descendants()
+        me = os.getpid()
+        killed: set[int] = set()
+        for _ in range(100):
+            others = [pid for pid in self.members() if pid != me]
+            if not others:
+                break
+            for pid in others:
+                _signal(pid, signal.SIGSTOP)  # no forking between the listing and the kill
+            for pid in others:
+                _signal(pid, signal.SIGKILL)
+                _signal(pid, signal.SIGCONT)
+            killed.update(others)
+            time.sleep(0.02)
+        return len(killed)
+
     def kill_descendants(self) -> int:
         """From the worker itself, as it ends (session kind): kill what it started and left
         behind. As a subreaper it is the parent of every orphan, so the tree finds them all."""

@@ -114,7 +114,7 @@ class CappedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
             candidate = output_from_msg(msg)  # type: ignore[no-untyped-call]
         except ValueError:
             return super().output(outs, msg, display_id, cell_index)
-        if self.clear_before_next_output:  # type: ignore[has-type]
+        if getattr(self, "clear_before_next_output", False):
             outs[:] = []
             self.clear_display_id_mapping(cell_index)
             self.clear_before_next_output = False

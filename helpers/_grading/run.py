@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import fcntl
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -126,7 +127,7 @@ def grade(
     containers for inspection. ``environment(student)`` adds to the kernel's environment (e.g.
     that student's KUBECONFIG) and ``kernel_name`` picks another kernel spec (e.g. a sandboxed
     one) for every submission."""
-    with _one_run_at_a_time(root):
+    with _one_run_at_a_time(root), _signals_stop_the_run():
         return _grade(
             root,
             submissions,
@@ -160,6 +161,25 @@ def _one_run_at_a_time(root: Path) -> Iterator[None]:
                 hint="Wait for it to finish (or stop it), then run make grade again.",
             ) from None
         yield
+
+
+@contextmanager
+def _signals_stop_the_run() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal, a CI timeout) stop the run as Ctrl+C does: the
+    running submissions are killed with everything they started, the finished ones recorded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _grade(

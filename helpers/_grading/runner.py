@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cleanup import learner_of, remove_learner_resources
+from .cleanup import Removed, learner_of, remove_learner_resources
 from .containment import Containment
 from .course import Source
 from .intake import Submission, is_junk
 from .outcome import INTERRUPTED, KERNEL_DIED, TIMED_OUT, Outcome
-from .worker import LOG, RESULT, where
+from .workfiles import LOG, RESULT, where
 
 _start_lock = threading.Lock()
 _context: Any = None
@@ -106,8 +106,6 @@ def _prepare(job: Job) -> Path:
 def run_submission(job: Job, stop: threading.Event | None = None) -> Outcome:
     """Grade one submission in its own worker, bounded in time; everything it started is gone
     when this returns (and, unless ``job.keep``, its namespaces and containers)."""
-    from .worker import run
-
     stop = stop or threading.Event()
     learner = learner_of(job.student)
     notes: list[str] = []
@@ -116,10 +114,46 @@ def run_submission(job: Job, stop: threading.Event | None = None) -> Outcome:
     if not job.keep:
         # Leftovers of an earlier run kept for inspection would change this grade. (A namespace
         # still terminating is no leftover: the notebook waits for it before making it again.)
-        notes.extend(remove_learner_resources(learner, timeout=None).problems)
+        notes.extend(_cleanup(learner).problems)
     job_file = _prepare(job)
     phases["before"] = time.monotonic() - started
     containment = Containment.create(f"{learner}-{job.work.name}", job.containment)
+    try:
+        outcome, left = _supervise(job, job_file, containment, stop, started)
+    finally:
+        containment.remove()
+    phases["worker"] = time.monotonic() - started - phases["before"]
+    if left:
+        notes.append(f"{left} process(es) it left running were killed")
+    removed = Removed()
+    if not job.keep:
+        # The run waits for the namespaces to be gone at its end, not here: deleting one takes
+        # seconds, and the next submission does not need this one's to be gone.
+        removed = _cleanup(learner)
+        notes.extend(removed.problems)
+        outcome.namespaces = removed.namespaces
+    outcome.seconds = time.monotonic() - started
+    phases["after"] = outcome.seconds - sum(phases.values())
+    outcome.log = str(job.work / LOG)
+    with open(outcome.log, "a") as log:
+        timing = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
+        print(
+            f"grader: {outcome.status} in {outcome.seconds:.1f} s ({timing}); {containment.kind}; "
+            f"{left} process(es) left running; removed {removed.summary()}",
+            file=log,
+        )
+    if notes:
+        outcome.reason = "; ".join(filter(None, [outcome.reason, *notes]))
+    return outcome
+
+
+def _supervise(
+    job: Job, job_file: Path, containment: Containment, stop: threading.Event, started: float
+) -> tuple[Outcome, int]:
+    """Start the worker, wait for it (at most the submission's limit), kill whatever is left in
+    its containment. Returns the outcome and how many processes the submission left running."""
+    from .worker import run
+
     with _start_lock:
         process = context().Process(
             target=run, args=(str(job_file), containment), name=f"grade {job.submission.key}"
@@ -139,58 +173,34 @@ def run_submission(job: Job, stop: threading.Event | None = None) -> Outcome:
             break
     position = where(job.work)
     exited = process.exitcode is not None
-    phases["worker"] = time.monotonic() - started - phases["before"]
-    left = containment.kill_all(leader=process.pid)
+    killed = containment.kill_all(leader=process.pid)
     process.join(timeout=10)
-    containment.remove()
 
     outcome = _read(job, time.monotonic() - started)
+    if outcome is not None:  # the worker finished (a result written at the deadline counts)
+        left = killed + int(outcome.result.get("left_running", 0))
+        return outcome, left if exited else 0
     if interrupted:
-        outcome = Outcome(job.student, job.assignment, INTERRUPTED, "the run was stopped")
-    elif timed_out:
-        outcome = Outcome(
-            job.student,
-            job.assignment,
-            TIMED_OUT,
+        return Outcome(job.student, job.assignment, INTERRUPTED, "the run was stopped"), 0
+    if timed_out:
+        reason = (
             f"still running after the {job.submission_timeout:g} s limit for one submission, "
-            f"{position}",
+            f"{position}"
         )
-    elif outcome is None:
-        code = process.exitcode
-        if code is not None and code < 0:
-            how = f"by {_signal_name(-code)}"
-        else:
-            how = f"with exit code {code}"
-        outcome = Outcome(
-            job.student,
-            job.assignment,
-            KERNEL_DIED,
-            f"the grading process ended {how} {position}: does the code signal its parent?",
-        )
-    left += int(outcome.result.get("left_running", 0))
-    if left and exited:
-        notes.append(f"{left} process(es) it left running were killed")
-    phases["kill"] = time.monotonic() - started - phases["before"] - phases["worker"]
-    if not job.keep:
-        # The run waits for the namespaces to be gone at its end, not here: deleting one takes
-        # seconds, and the next submission does not need this one's to be gone.
-        removed = remove_learner_resources(learner, timeout=None)
-        notes.extend(removed.problems)
-    outcome.seconds = time.monotonic() - started
-    outcome.namespaces = [] if job.keep else removed.namespaces
-    phases["after"] = outcome.seconds - sum(phases.values())
-    outcome.log = str(job.work / LOG)
-    with open(outcome.log, "a") as log:
-        timing = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
-        print(
-            f"grader: {outcome.status} in {outcome.seconds:.1f} s ({timing}); {containment.kind}, "
-            f"{left} process(es) killed at the end"
-            + ("" if job.keep else f"; removed {removed.summary()}"),
-            file=log,
-        )
-    if notes:
-        outcome.reason = "; ".join(filter(None, [outcome.reason, *notes]))
-    return outcome
+        return Outcome(job.student, job.assignment, TIMED_OUT, reason), 0
+    code = process.exitcode
+    how = f"by {_signal_name(-code)}" if code is not None and code < 0 else f"with exit code {code}"
+    reason = f"the grading process ended {how} {position}: does the code signal its parent?"
+    return Outcome(job.student, job.assignment, KERNEL_DIED, reason), killed
+
+
+def _cleanup(learner: str) -> Removed:
+    try:
+        return remove_learner_resources(learner, timeout=None)
+    except Exception as error:  # never lose a grade to a cleanup problem
+        removed = Removed()
+        removed.problems.append(f"cleanup failed: {type(error).__name__}: {error}")
+        return removed
 
 
 def _signal_name(number: int) -> str:

@@ -28,10 +28,7 @@ from .containment import Containment
 from .course import api, config
 from .execute import CUT_MARK, CappedExecute
 from .outcome import CHECKSUM, ERROR, GRADED, INVALID, KERNEL_DIED, TIMED_OUT, one_line
-
-RESULT = "result.json"
-LOG = "grading.log"
-PROGRESS = "progress.json"
+from .workfiles import LOG, PROGRESS, RESULT, running_cell, where
 
 
 class RecordingAutograde(Autograde):  # type: ignore[misc]  # nbgrader is untyped
@@ -82,31 +79,6 @@ def preprocessors(configured: Any = None) -> list[type]:
     Execute replaced by CappedExecute."""
     chosen = configured or Autograde.class_traits()["autograde_preprocessors"].default()
     return [CappedExecute if p is Execute else p for p in chosen]
-
-
-def progress(root: Path) -> dict[str, Any]:
-    """The cell that was running last, as CappedExecute recorded it."""
-    try:
-        data = json.loads((root / PROGRESS).read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def running_cell(root: Path) -> str | None:
-    """``cell 7 (answer_stop)``: the cell that was running last, or None before the first."""
-    now = progress(root)
-    if not now:
-        return None
-    label = f"cell {now['cell']}"
-    if now.get("grade_id"):
-        label += f" ({now['grade_id']})"
-    return label
-
-
-def where(root: Path) -> str:
-    cell = running_cell(root)
-    return f"in {cell}" if cell else "before the first cell ran"
 
 
 def classify(error: BaseException, root: Path, timeout: float | None) -> tuple[str, str]:
@@ -190,8 +162,10 @@ def _cut_cells(folder: Path) -> int:
     return count
 
 
-def grade(job: dict[str, Any]) -> dict[str, Any]:
-    """Autograde and write feedback for the one submission in the job's private course root."""
+def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[str, Any]:
+    """Autograde and write feedback for the one submission in the job's private course root.
+    Once the notebook has run, whatever it left running is killed (``containment``) before the
+    scores are read."""
     from nbgrader.utils import temp_attrs
     from traitlets.config import Config
 
@@ -229,6 +203,7 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
         finally:
             app.log.removeHandler(handler)
             app.log.removeHandler(restored)
+            left = containment.kill_others() if containment else 0
 
     notes = []
     cut = _cut_cells(root / "autograded" / student / assignment)
@@ -244,7 +219,12 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
         print(result.get("log", ""), result.get("error", ""), file=sys.stderr, flush=True)
         lines = str(result.get("error", "")).strip().splitlines()
         notes.append(f"no feedback: {one_line(lines[-1] if lines else 'see the log')}")
-    return {"status": GRADED, "reason": "; ".join(notes), **_scores(root, assignment, student)}
+    return {
+        "status": GRADED,
+        "reason": "; ".join(notes),
+        "left_running": left,
+        **_scores(root, assignment, student),
+    }
 
 
 def run(job_file: str, containment: Containment) -> None:
@@ -269,15 +249,13 @@ def run(job_file: str, containment: Containment) -> None:
         f"grading {job['student']}/{job['assignment']} in {root} ({containment.kind})", flush=True
     )
     try:
-        result = grade(job)
+        result = grade(job, containment)
     except BaseException as error:
         print("".join(traceback.format_exception(error)), file=sys.stderr, flush=True)
         status, reason = classify(error, root, job.get("timeout"))
         result = {"status": status, "reason": reason, "error": type(error).__name__}
     result["seconds"] = time.monotonic() - started
-    left = containment.kill_descendants()
-    if left:
-        result["left_running"] = left
+    result["left_running"] = result.get("left_running", 0) + containment.kill_others()
     partial = root / (RESULT + ".part")
     partial.write_text(json.dumps(result))
     partial.rename(root / RESULT)
