@@ -277,10 +277,16 @@ def grading(students: int = 30, chapters: tuple[str, ...] = ("01-containers", "0
                 return run.grade(parallel_root, out=quiet)
 
         line("grading: submissions (students x chapters)", f"{n} ({students} x {len(chapters)})")
+        # Other work on this machine changes both numbers: the load before each run says how much.
+        load = os.getloadavg()[0]
         serial_s, serial_peak, serial = peak_while(one_at_a_time)
-        line("grading: one at a time, nbgrader autograde (s)", f"{serial_s:.0f}")
+        line("grading: one at a time, nbgrader autograde (s)", f"{serial_s:.0f} (load {load:.1f})")
+        load = os.getloadavg()[0]
         parallel_s, parallel_peak, graded = peak_while(class_run)
-        line(f"grading: class run, {graded.jobs} at a time, with feedback (s)", f"{parallel_s:.0f}")
+        line(
+            f"grading: class run, {graded.jobs} at a time, with feedback (s)",
+            f"{parallel_s:.0f} (load {load:.1f})",
+        )
         line("grading: speed-up (one at a time / class run)", f"{serial_s / parallel_s:.2f}x")
         line("grading: peak memory, one at a time (MiB, PSS)", f"{serial_peak:.0f}")
         line(f"grading: peak memory, {graded.jobs} at a time (MiB, PSS)", f"{parallel_peak:.0f}")
