@@ -15,7 +15,7 @@ from ._errors import CourseError
 def _cleanup(everyone: bool) -> int:
     from ._docker.containers import cleanup
     from ._identity import chapter, learner_name
-    from ._k8s.objects import delete_namespace, list_objects
+    from ._k8s.objects import delete_cluster_objects, delete_namespace, list_objects
 
     chapter("00-cleanup")  # any chapter: the cleanup covers all of them
     removed = cleanup(all_chapters=True, everyone=everyone)
@@ -29,6 +29,8 @@ def _cleanup(everyone: bool) -> int:
     for ns in namespaces:
         delete_namespace(ns.name, wait_until_gone=False)
     print(f"✓ deleting {len(namespaces)} course namespace(s)")
+    volumes = delete_cluster_objects(None if everyone else learner_name())
+    print(f"✓ deleting {len(volumes)} course volume(s)")
     return 0
 
 

@@ -121,3 +121,20 @@ def load_image(tag: str) -> None:
                 hint="On a classroom cluster the instructor makes the course images available "
                 "on every node (or in a registry the nodes can reach).",
             )
+
+
+# Where "manual" (hostPath) volumes live inside every node, on every backend.
+NODE_VOLUMES_DIR = "/var/lib/cloud-native-course/volumes"
+
+
+def volumes_folder() -> Path | None:
+    """The folder on *this* machine where the nodes' manual volumes appear (hostPath volumes
+    under ``/var/lib/cloud-native-course/volumes`` on the node): the node's own folder on the
+    local cluster, ``cluster/volumes`` in the course folder on kind (mounted into each node).
+    None for a shared cluster, whose nodes are elsewhere.
+
+    CLI: ``ls /var/lib/cloud-native-course/volumes`` (local) or ``ls cluster/volumes`` (kind)
+    """
+    return {"local": Path(NODE_VOLUMES_DIR), "kind": REPO_ROOT / "cluster" / "volumes"}.get(
+        backend()
+    )

@@ -33,7 +33,7 @@ class Live:
         self._started_at = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # a view may catch up (and lock) while it draws
         self.image = widgets.Image(format="png", layout=widgets.Layout(width="640px"))
         self.status = widgets.Label("stopped")
         self.start_button = widgets.Button(description="Start", icon="play")
@@ -109,7 +109,7 @@ class Live:
         self._thread = None
         self.close()
         self.redraw()
-        self.status.value = "stopped"
+        self.status.value = f"stopped after {self.elapsed():.0f} s"
         return Picture(bytes(self.image.value))
 
     def _loop(self) -> None:

@@ -41,3 +41,7 @@ class ExecResult:
 
     def __str__(self) -> str:
         return self.stdout + self.stderr
+
+    def __repr__(self) -> str:
+        output = (self.stdout + self.stderr).strip()
+        return f"<exit code {self.returncode}>" + (f"\n{output}" if output else "")

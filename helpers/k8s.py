@@ -21,7 +21,7 @@ to do next; the client library's own exceptions never reach you.
 The code is in ``helpers/_k8s/``, one module per concern.
 """
 
-from ._cluster import backend, load_image
+from ._cluster import backend, load_image, volumes_folder
 from ._k8s.client import request
 from ._k8s.diagrams import architecture, pod_diagram
 from ._k8s.metrics import cpu_lines as _cpu_lines
@@ -39,7 +39,7 @@ from ._k8s.objects import (
 )
 from ._k8s.pods import events, exec, logs, pods
 from ._k8s.traffic import endpoints, traffic
-from ._k8s.views import pod_map, restart_chart, rollout_chart
+from ._k8s.views import claims_chart, pod_map, restart_chart, rollout_chart
 from ._k8s.waiting import wait
 from ._k8s.workloads import rollback, rollout_history, scale, set_image
 from ._monitor import Monitor as _Monitor
@@ -73,6 +73,7 @@ __all__ = [
     "apply",
     "architecture",
     "backend",
+    "claims_chart",
     "delete",
     "delete_namespace",
     "endpoints",
@@ -99,5 +100,6 @@ __all__ = [
     "set_image",
     "traffic",
     "usage",
+    "volumes_folder",
     "wait",
 ]

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+# What the lesson runs measured, printed at the end (times are reported, never asserted).
+LESSON_TIMES = pytest.StashKey[str]()
+
 
 @pytest.fixture(autouse=True)
 def _learner(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,3 +45,10 @@ def chapter01(docker_engine: None) -> Iterator[None]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tests that stop and restart the whole cluster run last, after everything that needs it.
     items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    if LESSON_TIMES in config.stash:
+        terminalreporter.write_line(config.stash[LESSON_TIMES])

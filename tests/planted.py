@@ -321,3 +321,141 @@ PLANTED["04-deployments"] = [
         {"test_prediction": 1},
     ),
 ]
+
+ZERO_DOWNTIME = (
+    "def zero_downtime():\n"
+    "    container = {{'name': 'web', 'image': '{image}'{probe}{pre_stop}}}\n"
+    "    return {{'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {{'name': 'web'}},"
+    " 'spec': {{'replicas': 3, 'strategy': {{'rollingUpdate': {{'maxSurge': 1, 'maxUnavailable': 0}}}},"
+    " 'selector': {{'matchLabels': {{'app': 'web'}}}}, 'template': {{'metadata': {{'labels': {{'app': 'web'}}}},"
+    " 'spec': {{'terminationGracePeriodSeconds': 10, 'containers': [container]}}}}}}}}\n\n\n"
+    "k8s.apply(zero_downtime(), ns)\n"
+    "k8s.wait('deployment/web', 'Complete', ns, timeout=90)"
+)
+PROBE = ", 'readinessProbe': {'httpGet': {'path': '/healthz', 'port': 80}, 'periodSeconds': 1}"
+PRE_STOP = ", 'lifecycle': {'preStop': {'sleep': {'seconds': 3}}}"
+
+PLANTED["05-rolling-updates"] = [
+    Planted(
+        "a readiness probe but no preStop pause: old pods drop requests",
+        {
+            "answer_zero_downtime": ZERO_DOWNTIME.format(
+                image="course/web:v1", probe=PROBE, pre_stop=""
+            )
+        },
+        {"test_update_drops_nothing": 2},
+    ),
+    Planted(
+        "the end state pasted: already on v2",
+        {
+            "answer_zero_downtime": ZERO_DOWNTIME.format(
+                image="course/web:v2", probe=PROBE, pre_stop=PRE_STOP
+            )
+        },
+        {"test_web_ready": 1, "test_update_drops_nothing": 2},
+    ),
+    Planted(
+        "two extra pods allowed",
+        {"answer_strategy": "def strategy():\n    return {'maxSurge': 2, 'maxUnavailable': 0}"},
+        {"test_strategy_holds": 1},
+    ),
+    Planted(
+        "set the image back instead of rolling back",
+        {
+            "answer_rollback": "k8s.set_image('site', 'web', 'course/web:v2', ns)\n"
+            "k8s.wait('deployment/site', 'Complete', ns, timeout=90)"
+        },
+        {"test_rolled_back": 1, "test_rollback_history": 1},
+    ),
+    Planted(
+        "rolled back to the wrong revision",
+        {
+            "answer_rollback": "k8s.rollback('site', ns, revision=1)\n"
+            "k8s.wait('deployment/site', 'Complete', ns, timeout=90)"
+        },
+        {"test_rolled_back": 1, "test_rollback_history": 1},
+    ),
+    Planted(
+        "maxSurge rounded down",
+        {"answer_predict": "predicted_peak = 12"},
+        {"test_prediction": 1},
+    ),
+    Planted(
+        "a prediction that claims to equal anything",
+        {"answer_predict": LYING + "predicted_peak = YesNumber(13)"},
+        {"test_prediction": 1},
+    ),
+]
+
+CLAIM = (
+    "def page_volume():\n"
+    "    return {'apiVersion': 'v1', 'kind': 'PersistentVolume', 'metadata': {'name': VOLUME},"
+    " 'spec': {'storageClassName': 'manual', 'capacity': {'storage': '1Gi'},"
+    " 'accessModes': ['ReadWriteOnce'], 'persistentVolumeReclaimPolicy': 'Retain',"
+    " 'hostPath': {'path': FOLDER, 'type': 'DirectoryOrCreate'}}}\n\n\n"
+    "def page_claim():\n"
+    "    return {'apiVersion': 'v1', 'kind': 'PersistentVolumeClaim', 'metadata': {'name': 'page'},"
+    " 'spec': {%s'accessModes': ['%s'], 'resources': {'requests': {'storage': '1Gi'}}}}\n\n\n"
+    "k8s.apply(page_volume())\n"
+    "k8s.apply(page_claim(), ns)"
+)
+PAGE_POD = (
+    "page_pod = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'page'}, 'spec': {"
+    "'terminationGracePeriodSeconds': 1, 'volumes': [{'name': 'files', 'emptyDir': {}},"
+    " {'name': 'claim', 'persistentVolumeClaim': {'claimName': 'page'}}],"
+    " 'containers': [{'name': 'web', 'image': 'course/web:v1', 'volumeMounts':"
+    " [{'name': 'files', 'mountPath': '/www/files'}, {'name': 'claim', 'mountPath': '/data'}]}]}}\n"
+    "k8s.apply(page_pod, ns)\n"
+    "k8s.wait('pod/page', 'Ready', ns)\n"
+    "k8s.exec('page', f\"echo 'Kept by {ns}' > /www/files/index.html\", ns)"
+)
+SHARED_CLAIM = (
+    "def notes_statefulset():\n"
+    "    mount = [{'name': 'data', 'mountPath': '/www/files'}]\n"
+    "    volumes = [{'name': 'data', 'persistentVolumeClaim': {'claimName': 'shared'}}]\n"
+    "    template = {'metadata': {'labels': {'app': 'notes'}}, 'spec': {'volumes': volumes,"
+    " 'containers': [{'name': 'web', 'image': 'course/web:v1', 'volumeMounts': mount}]}}\n"
+    "    spec = {'serviceName': 'notes', 'replicas': 2, 'selector': {'matchLabels': {'app': 'notes'}},"
+    " 'template': template}\n"
+    "    return {'apiVersion': 'apps/v1', 'kind': 'StatefulSet', 'metadata': {'name': 'notes'}, 'spec': spec}\n\n\n"
+    "k8s.apply({'apiVersion': 'v1', 'kind': 'PersistentVolumeClaim', 'metadata': {'name': 'shared'},"
+    " 'spec': {'accessModes': ['ReadWriteOnce'], 'resources': {'requests': {'storage': '50Mi'}}}}, ns)\n"
+    "k8s.apply(notes_statefulset(), ns)\n"
+    "k8s.wait('statefulset/notes', '{.status.readyReplicas}=2', ns, timeout=120)\n"
+    "for pod in ('notes-0', 'notes-1'):\n"
+    "    k8s.exec(pod, f'echo {pod} > /www/files/whoami', ns)"
+)
+
+PLANTED["06-volumes"] = [
+    Planted(
+        "the claim asks ReadWriteMany, which the volume does not offer",
+        {
+            "answer_volume": CLAIM
+            % ("'storageClassName': 'manual', 'volumeName': VOLUME, ", "ReadWriteMany")
+        },
+        {"test_claim_bound": 1, "test_page_served": 1, "test_page_persists": 1},
+    ),
+    Planted(
+        "a claim with no class, while no volume without a class exists",
+        {"answer_volume": CLAIM % ("", "ReadWriteOnce")},
+        {"test_claim_bound": 1},
+    ),
+    Planted(
+        "the page written to an emptyDir",
+        {"answer_page_pod": PAGE_POD},
+        {"test_page_on_the_claim": 1, "test_page_persists": 1},
+    ),
+    Planted(
+        "one claim shared by every replica",
+        {"answer_statefulset": SHARED_CLAIM},
+        {"test_statefulset_claims": 1, "test_statefulset_keeps_data": 1},
+    ),
+    Planted(
+        "a missing class predicted as Lost",
+        {
+            "answer_predict": "predicted_phases = {'default class': 'Pending',"
+            " 'manual, matching volume': 'Bound', 'missing class': 'Lost'}"
+        },
+        {"test_predicted_phases": 1},
+    ),
+]

@@ -144,6 +144,48 @@ def test_a_rolling_update_completes_and_rolls_back(ns: str) -> None:
     assert k8s.rollout_history("deploy/rolling", ns).column("revision") == [2, 3]
 
 
+def test_a_rollout_chart_made_while_grading_still_sees_the_whole_rollout(
+    ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While grading, no thread follows the watch: what the chart reports must catch up anyway.
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    k8s.apply(deployment("graded", 2), ns)
+    k8s.wait("deploy/graded", "Complete", ns, timeout=60)
+    chart = k8s.rollout_chart("graded", ns)
+    assert not chart.running
+    k8s.set_image("deploy/graded", "web", "course/web:v2", ns)
+    k8s.wait("deploy/graded", "Complete", ns, timeout=90)
+    assert (chart.peak_pods(), chart.fewest_ready()) == (3, 2)  # maxSurge 1, maxUnavailable 0
+    assert len(chart.timeline()[-1][1]) == 2, "both ReplicaSets are on the chart"
+    assert chart.stop().png
+
+
+def test_a_volume_is_labelled_as_yours_and_grading_cleanup_removes_only_that_students(
+    ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers._grading.cleanup import remove_learner_resources
+
+    def volume(name: str) -> dict[str, Any]:
+        spec = {"capacity": {"storage": "1Mi"}, "accessModes": ["ReadWriteOnce"]}
+        spec |= {"storageClassName": "manual", "hostPath": {"path": f"/tmp/{name}"}}
+        return {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+
+    mine = k8s.apply(volume(f"{ns}-mine"))[0]
+    assert mine.labels["course.learner"] == "pytest"
+    monkeypatch.setenv("COURSE_LEARNER", "pytest-other")
+    k8s.apply(volume(f"{ns}-theirs"))
+    removed = remove_learner_resources("pytest-other", timeout=None)
+    assert removed.cluster_objects == [f"persistentvolume/{ns}-theirs"]
+    assert k8s.exists(f"pv/{ns}-mine")
+    k8s.wait(f"pv/{ns}-theirs", "deleted", timeout=30)
+    k8s.delete(f"pv/{ns}-mine")
+
+
 def test_a_manual_pv_keeps_data_across_pods_and_the_default_class_provisions(ns: str) -> None:
     folder = Path("/var/lib/cloud-native-course/volumes") / ns  # on the node
     # ... which on kind is cluster/volumes on this machine (cluster/kind.yaml's extraMounts)

@@ -117,6 +117,14 @@ def test_two_nodes_a_control_plane_and_a_worker_on_the_local_clusters_version() 
     assert not nodes[WORKER]["spec"].get("taints")
 
 
+def test_the_controller_manager_runs_with_the_courses_autoscaler_period() -> None:
+    """cluster/kind.yaml's kubeadm patch reached the control plane, as up.sh sets it locally."""
+    pods = get("pods", "kube-system")["items"]
+    manager = next(p for p in pods if p["metadata"]["name"].startswith("kube-controller-manager"))
+    command = manager["spec"]["containers"][0]["command"]
+    assert "--horizontal-pod-autoscaler-sync-period=5s" in command, command
+
+
 def test_the_course_images_are_in_both_nodes() -> None:
     """`make images` ran `kind load docker-image` (helpers.k8s.load_image): every node has them."""
     for node in (CONTROL_PLANE, WORKER):

@@ -1,12 +1,15 @@
 """Remove what a student's graded notebook left on the engine and the cluster: containers and
-images labelled ``course.learner=<learner>``, and namespaces with that label (their pods first,
-without a grace period, so a class of 30 never fills the node's pod limit)."""
+images labelled ``course.learner=<learner>``, namespaces with that label (their pods first,
+without a grace period, so a class of 30 never fills the node's pod limit), the volumes ``apply``
+labelled, and the files of the namespaces' manual volumes."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 
+from .._cluster import volumes_folder
 from .._errors import CourseError, DockerNotRunning, ObjectNotFound
 
 
@@ -23,6 +26,7 @@ class Removed:
     containers: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
+    cluster_objects: list[str] = field(default_factory=list)  # volumes: in no namespace
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -32,6 +36,7 @@ class Removed:
                 ("container(s)", self.containers),
                 ("image(s)", self.images),
                 ("namespace(s)", self.namespaces),
+                ("volume(s)", self.cluster_objects),
             )
         ]
         return ", ".join(parts)
@@ -76,7 +81,9 @@ def wait_gone(namespaces: list[str], timeout: float) -> list[str]:
 
 def _cluster(learner: str, removed: Removed, timeout: float | None) -> None:
     from .._k8s.client import request
-    from .._k8s.objects import list_objects
+    from .._k8s.objects import delete_cluster_objects, list_objects
+
+    removed.cluster_objects.extend(delete_cluster_objects(learner))  # volumes outlive namespaces
 
     found = list_objects("namespaces", selector=f"course.learner={learner}")
     for ns in found:
@@ -93,6 +100,11 @@ def _cluster(learner: str, removed: Removed, timeout: float | None) -> None:
             except ObjectNotFound:
                 continue
         removed.namespaces.append(ns.name)
+    volumes = volumes_folder()
+    for name in removed.namespaces:
+        # A Retain volume's files stay on the node: a regrade must not find this run's.
+        if volumes is not None:
+            shutil.rmtree(volumes / name, ignore_errors=True)
     if timeout is None:
         return
     left = wait_gone(removed.namespaces, timeout)

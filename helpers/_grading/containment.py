@@ -192,17 +192,23 @@ class Containment:
             while state.read_text().strip() != "FROZEN" and time.monotonic() < deadline:
                 time.sleep(0.01)
 
-    def remove(self) -> None:
-        """Remove the (empty) cgroups."""
+    def remove(self) -> list[str]:
+        """Remove the (empty) cgroups; returns those still busy after 30 s."""
+        busy: list[str] = []
+        deadline = time.monotonic() + 30  # a loaded machine takes seconds to finish the exits
         for path in self.paths:
-            for _ in range(50):
+            while True:
                 try:
                     Path(path).rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.05)  # the last members are still exiting
+                    if time.monotonic() > deadline:
+                        busy.append(str(path))
+                        break
+                    time.sleep(0.1)  # the last members are still exiting
+        return busy
 
 
 def _kill_tree(members: list[int], leader: int | None) -> list[int]:

@@ -121,7 +121,9 @@ def run_submission(job: Job, stop: threading.Event | None = None) -> Outcome:
     try:
         outcome, left = _supervise(job, job_file, containment, stop, started)
     finally:
-        containment.remove()
+        busy = containment.remove()
+    if busy:
+        notes.append(f"cgroups still busy after the kill, left behind: {', '.join(busy)}")
     phases["worker"] = time.monotonic() - started - phases["before"]
     if left:
         notes.append(f"{left} process(es) it left running were killed")

@@ -149,6 +149,9 @@ def api_errors(what: str) -> Iterator[None]:
     except CourseError:
         raise
     except ApiException as error:
+        refused = re.match(r"Handshake status (\d+)", str(error.reason or ""))
+        if not error.status and refused:  # exec and attach: the server answered, with an error
+            error.status, error.reason = int(refused.group(1)), "the server refused the stream"
         if not error.status:  # the stream clients report a failed connection as status 0
             raise unreachable(error, what) from None
         raise _from_api_exception(error, what) from None

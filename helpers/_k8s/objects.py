@@ -213,11 +213,32 @@ def load_manifests(manifest: Manifest) -> list[dict[str, Any]]:
     return documents
 
 
+def _labelled_as_yours(document: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = dict(document.get("metadata") or {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), "course.learner": learner_name()}
+    return {**document, "metadata": metadata}
+
+
+def delete_cluster_objects(
+    learner: str | None, kinds: Sequence[str] = ("persistentvolumes",)
+) -> list[str]:
+    """Delete a learner's objects that belong to no namespace (``apply`` labels them; None:
+    every learner's); returns what was deleted, as ``kind/name``."""
+    selector = "course.learner" if learner is None else f"course.learner={learner}"
+    deleted = []
+    for kind in kinds:
+        for found in list_objects(kind, selector=selector):
+            delete(f"{kind}/{found.name}", wait_until_gone=False)
+            deleted.append(f"{found.kind.lower()}/{found.name}")
+    return deleted
+
+
 def apply(manifest: Manifest, ns: str | None = None, *, dry_run: bool = False) -> list[Object]:
     """Create or update objects with server-side apply. Takes a file, YAML text, or dicts.
 
     With ``dry_run=True`` the API server checks everything (schema, defaults, admission) and
-    stores nothing.
+    stores nothing. Objects that belong to no namespace (a PersistentVolume) get the label
+    ``course.learner=<you>``, so that cleanup finds them when your namespaces go.
 
     CLI: ``kubectl apply --server-side --force-conflicts -n NS -f FILE`` (``--dry-run=server``)
 
@@ -235,6 +256,8 @@ def apply(manifest: Manifest, ns: str | None = None, *, dry_run: bool = False) -
                 hint="Remove metadata.namespace from the manifest, or pass the same namespace.",
             )
         where = namespace_for(resource, written or ns)
+        if not resource.namespaced and resource.kind != "Namespace":
+            document = _labelled_as_yours(document)
         result = request(
             "PATCH",
             f"{resource.collection(where)}/{name}",

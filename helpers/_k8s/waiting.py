@@ -93,6 +93,8 @@ def _stuck_pods(ns: str | None, raw: Raw, condition: str) -> str | None:
     elif kind in ("Deployment", "ReplicaSet", "StatefulSet"):
         labels = dict(((raw.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
         if kind == "Deployment":  # only the newest ReplicaSet's pods: old ones are on their way out
+            if not current:  # a new template (a rollback, say) not yet seen: its pods are not made
+                return None
             newest = _newest_template_hash(ns, raw, labels)
             if newest is None:
                 return None

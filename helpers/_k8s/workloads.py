@@ -18,9 +18,13 @@ def _deployment(name: str) -> str:
     return f"deployment/{name.split('/', 1)[-1]}"  # "web", "deploy/web", "deployment/web"
 
 
-def scale(deployment: str, replicas: int, ns: str | None = None) -> Object:
-    """Set the number of replicas.  CLI: ``kubectl scale deployment/web --replicas=3 -n NS``"""
-    target = _deployment(deployment)
+def scale(target: str, replicas: int, ns: str | None = None) -> Object:
+    """Set the number of replicas of a Deployment (``"web"`` or ``"deployment/web"``), a
+    StatefulSet (``"statefulset/db"``) or a ReplicaSet.
+
+    CLI: ``kubectl scale deployment/web --replicas=3 -n NS``
+    """
+    target = target if "/" in target else _deployment(target)
     request(
         "PATCH",
         object_path(target, ns) + "/scale",
