@@ -1,5 +1,6 @@
 """nbgrader's settings for this course: solutions/ is the source, exercises/ the release."""
 
+import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821  (nbgrader injects get_config)
@@ -22,3 +23,13 @@ c.ClassGrading.submission_timeout = 900  # seconds for one submission, kernel st
 c.ClassGrading.cell_output_limit = 256 * 1024  # bytes of output a cell keeps; a note marks a cut
 c.ClassGrading.notebook_output_limit = 2 * 1024 * 1024  # bytes of output one notebook keeps
 c.ClassGrading.cleanup_timeout = 120  # seconds to wait, at the end, for students' namespaces to go
+
+# Feedback shows each hidden test's result and message, not its code (remove HideHiddenTests
+# to show the hidden tests to students).
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+sys.path.insert(0, c.CourseDirectory.root)  # helpers/, wherever nbgrader runs from
+from helpers._grading.hidden_tests import HideHiddenTests  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]

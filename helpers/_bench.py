@@ -170,9 +170,39 @@ def main() -> None:
             "wait() return after Ready's lastTransitionTime (s)",
             f"max {max(by_transition):.2f} (the timestamp has 1 s resolution)",
         )
+        scaling_and_updates(ns)
     finally:
         k8s.delete_namespace(ns, wait_until_gone=False)
     grading()
+
+
+def scaling_and_updates(ns: str) -> None:
+    """Chapters 04 and 05: scale 1 -> 10, and an update of 5 replicas under traffic, configured
+    as lesson 05 teaches (web) and as it is often first written (fragile: no probe, no pause)."""
+    from . import k8s
+
+    k8s.apply(deployment("scale", 1, "course/web:v1"), ns)
+    k8s.wait("deploy/scale", "Complete", ns, timeout=120)
+    started = time.monotonic()
+    k8s.scale("scale", 10, ns)
+    k8s.wait("deploy/scale", "Complete", ns, timeout=240)
+    line("scale 1 -> 10 replicas, all ready (s)", f"{time.monotonic() - started:.1f}")
+    k8s.delete("deploy/scale", ns, wait_until_gone=False)
+    manifests = REPO / "course" / "manifests"
+    for name, manifest in (("web", "web-rolling.yaml"), ("fragile", "fragile-rolling.yaml")):
+        k8s.apply(manifests / manifest, ns)
+        k8s.scale(name, 5, ns)
+        k8s.wait(f"deploy/{name}", "Complete", ns, timeout=120)
+        probe = k8s.traffic(name, ns, per_second=20)
+        time.sleep(3)
+        started = time.monotonic()
+        k8s.set_image(name, "web", "course/web:v2", ns)
+        k8s.wait(f"deploy/{name}", "Complete", ns, timeout=180)
+        line(f"update of 5 replicas, {name} (s)", f"{time.monotonic() - started:.1f}")
+        time.sleep(3)
+        counts, failed = probe.counts(), probe.failures
+        probe.stop()
+        line(f"failed requests during the update, {name}", f"{failed} of {sum(counts.values())}")
 
 
 def grading(students: int = 30, chapters: tuple[str, ...] = ("01-containers", "03-pods")) -> None:

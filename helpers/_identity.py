@@ -8,6 +8,7 @@ so two students graded one after the other never touch each other's containers o
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +24,18 @@ def _dns_label(text: str, max_length: int) -> str:
     return label[:max_length].strip("-") or "learner"
 
 
+def learner_label(name: str) -> str:
+    """A learner's id as it prefixes their containers and namespaces: at most 20 characters,
+    DNS-safe. An id that had to change to get there (too long, capitals, dots) ends in a short
+    hash of the whole id, so two ids never share a prefix (alice.smith-2026 and
+    alice.smith-2027 stay apart)."""
+    label = _dns_label(name, 63)
+    if label == name and len(label) <= 20:
+        return label
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{label[:13].strip('-') or 'learner'}-{digest}"
+
+
 def grading_mode() -> str | None:
     """``"autograde"`` or ``"validate"`` while nbgrader runs the notebook, else None."""
     return os.environ.get("NBGRADER_EXECUTION") or None
@@ -32,8 +45,8 @@ def learner_name() -> str:
     """The learner's id, safe to use in container, image and namespace names."""
     cwd = Path.cwd()
     if grading_mode() == "autograde" and cwd.parent.parent.name == "autograded":
-        return _dns_label(cwd.parent.name, 20)
-    return _dns_label(os.environ.get("COURSE_LEARNER") or getpass.getuser(), 20)
+        return learner_label(cwd.parent.name)
+    return learner_label(os.environ.get("COURSE_LEARNER") or getpass.getuser())
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The live monitor widget, rendered for real: JupyterLab in Debian's chromium, driven by
-Playwright. The notebook runs against the real Docker engine."""
+"""Live views rendered for real: JupyterLab in Debian's chromium, driven by Playwright. The
+monitor runs against the real Docker engine, the pod map against the real cluster."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -19,6 +21,22 @@ import helpers
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web"},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "web", "image": "course/web:v1"}],
+            },
+        },
+    },
+}
 
 
 @pytest.fixture
@@ -39,6 +57,18 @@ def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "language": "python",
     }
     nbformat.write(notebook, tmp_path / "monitor.ipynb")
+    pod_map = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                'import helpers\nfrom helpers import k8s\nme = helpers.setup("04-deployments")\n'
+                f"ns = k8s.namespace()\nk8s.apply({DEPLOYMENT!r}, ns)"
+            ),
+            nbformat.v4.new_code_cell("pod_map = k8s.pod_map(ns)\npod_map"),
+            nbformat.v4.new_code_cell('import time\ntime.sleep(3)\nk8s.scale("web", 3, ns)'),
+        ],
+        metadata=notebook.metadata,
+    )
+    nbformat.write(pod_map, tmp_path / "pod_map.ipynb")
     port = helpers.free_port()
     env = {
         **os.environ,
@@ -85,19 +115,19 @@ def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             [
                 sys.executable,
                 "-c",
-                "import helpers; from helpers import docker, _identity;"
-                "_identity.chapter('01-containers'); docker.cleanup()",
+                "import helpers; from helpers import docker, k8s, _identity;"
+                "_identity.chapter('01-containers'); docker.cleanup();"
+                "k8s.delete_namespace(k8s.namespace('04-deployments'), wait_until_gone=False)",
             ],
             env={**env},
             check=False,
         )
 
 
-def test_the_monitor_renders_and_stops_in_jupyterlab(jupyterlab: tuple[str, Path]) -> None:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+@contextmanager
+def lab_page(url: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    url, folder = jupyterlab
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -111,40 +141,67 @@ def test_the_monitor_renders_and_stops_in_jupyterlab(jupyterlab: tuple[str, Path
                 "--disable-sync",
             ],
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{url}/lab/tree/monitor.ipynb", wait_until="domcontentloaded")
-        page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        page.wait_for_selector(
-            ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
-        )
-        plot = page.locator(".jp-OutputArea-output img").first
-        for _attempt in range(3):  # a kernel still connecting can swallow the first Run All
-            page.get_by_role("menuitem", name="Run").click()
-            page.get_by_text("Run All Cells", exact=True).click()
-            try:
-                plot.wait_for(timeout=30_000)
-                break
-            except PlaywrightTimeout:
-                page.keyboard.press("Escape")
-        else:
-            page.screenshot(path=str(folder / "failed.png"), full_page=True)
-            pytest.fail(
-                f"the monitor never rendered; screenshot: {folder / 'failed.png'}, "
-                f"server log: {(folder / 'server.log').read_text()[-1500:]}"
-            )
-        stop = page.locator(".widget-button", has_text="Stop").first
-        stop.wait_for(timeout=30_000)
+        yield browser.new_page(viewport={"width": 1280, "height": 900})
+        browser.close()
+
+
+def run_all_until_a_picture(page: Any, url: str, folder: Path, notebook: str) -> Any:
+    """Open the notebook, Run All, and return the live view's picture once it shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.goto(f"{url}/lab/tree/{notebook}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    plot = page.locator(".jp-OutputArea-output img").first
+    for _attempt in range(3):  # a kernel still connecting can swallow the first Run All
+        page.get_by_role("menuitem", name="Run").click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        try:
+            plot.wait_for(timeout=30_000)
+            return plot
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    page.screenshot(path=str(folder / "failed.png"), full_page=True)
+    pytest.fail(
+        f"{notebook}: the live view never rendered; screenshot: {folder / 'failed.png'}, "
+        f"server log: {(folder / 'server.log').read_text()[-1500:]}"
+    )
+
+
+def stop_and_check_it_stays_still(page: Any, plot: Any, folder: Path, name: str) -> None:
+    page.locator(".widget-button", has_text="Stop").first.click()
+    page.locator(".widget-label", has_text="stopped after").wait_for(timeout=30_000)
+    box = plot.bounding_box()
+    assert box and box["width"] > 300 and box["height"] > 100
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    frozen = plot.get_attribute("src")
+    time.sleep(1.5)
+    assert plot.get_attribute("src") == frozen, "nothing redraws after Stop"
+
+
+def test_the_monitor_renders_and_stops_in_jupyterlab(jupyterlab: tuple[str, Path]) -> None:
+    url, folder = jupyterlab
+    with lab_page(url) as page:
+        plot = run_all_until_a_picture(page, url, folder, "monitor.ipynb")
+        page.locator(".widget-button", has_text="Stop").first.wait_for(timeout=30_000)
         time.sleep(2.5)  # let a few samples arrive and redraw
         first = plot.get_attribute("src")
         time.sleep(1.5)
         assert plot.get_attribute("src") != first, "the plot redraws while the monitor runs"
-        stop.click()
-        status = page.locator(".widget-label", has_text="stopped after")
-        status.wait_for(timeout=15_000)
-        box = plot.bounding_box()
-        assert box and box["width"] > 300 and box["height"] > 100
-        page.screenshot(path=str(folder / "monitor.png"), full_page=True)
-        frozen = plot.get_attribute("src")
-        time.sleep(1.5)
-        assert plot.get_attribute("src") == frozen, "nothing redraws after Stop"
-        browser.close()
+        stop_and_check_it_stays_still(page, plot, folder, "monitor")
+
+
+@pytest.mark.cluster
+def test_the_pod_map_follows_a_scale_up_in_jupyterlab(jupyterlab: tuple[str, Path]) -> None:
+    url, folder = jupyterlab
+    with lab_page(url) as page:
+        plot = run_all_until_a_picture(page, url, folder, "pod_map.ipynb")
+        first = plot.get_attribute("src")
+        deadline = time.monotonic() + 60
+        while plot.get_attribute("src") == first and time.monotonic() < deadline:
+            time.sleep(0.5)  # the map redraws when the watch brings the new pods
+        assert plot.get_attribute("src") != first, "the pod map never changed as pods came"
+        page.wait_for_selector(
+            ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
+        )
+        stop_and_check_it_stays_still(page, plot, folder, "pod_map")

@@ -153,6 +153,36 @@ while total is None:
 HUGE = "print('x' * 3_000_000)\ntotal = 2 + 3"
 EXITS = "import os\nos._exit(3)"
 KILLS_PARENT = "import os, signal\nos.kill(os.getppid(), signal.SIGTERM)"
+TAMPERS = "check.equal = lambda *args, **kwargs: None\ntotal = 4"
+# Reaches for the grades, the answers and the other students (absolute paths and relative ones
+# from the graded folder); records what it could reach and earns its points honestly.
+SNOOPS = """from pathlib import Path
+reached = []
+for path, mode in {targets}:
+    try:
+        if Path(path).is_dir():
+            listing = list(Path(path).iterdir())
+        else:
+            open(path, mode).close()
+        reached.append(path)
+    except OSError:
+        pass
+print("REACHED", reached)
+total = 2 + 3"""
+
+
+def snoop_targets(root: Path, prefix: str) -> list[tuple[str, str]]:
+    repo = Path(__file__).resolve().parent.parent
+    return [
+        (str(root / "gradebook.db"), "ab"),  # the class's gradebook
+        ("../../../gradebook.db", "ab"),  # the private grading root's gradebook
+        (str(root / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), "rb"),
+        (f"../../../solutions/{ASSIGNMENT}/{ASSIGNMENT}.ipynb", "rb"),
+        (str(repo / "solutions"), "rb"),
+        (str(root / "submitted" / f"{prefix}full"), "rb"),  # another student's work
+        (str(repo / "helpers" / "check.py"), "ab"),  # code every later kernel imports
+        (str(Path.home() / ".cache"), "rb"),  # the instructor's home (caches live there)
+    ]
 
 
 def build_class(root: Path, prefix: str) -> dict[str, dict[str, Any]]:
@@ -216,6 +246,16 @@ def build_class(root: Path, prefix: str) -> dict[str, dict[str, Any]]:
             "nb": _with(solution, answer_total=EXITS),
             "status": "kernel died",
             "reason": "(answer_total)",
+        },
+        # Switches the check off, then answers wrong: nbgrader gives it the points, the flag
+        # tells the instructor.
+        "tampers": {
+            "nb": _with(solution, answer_total=TAMPERS),
+            "status": graded,
+        },
+        "snoops": {
+            "nb": _with(solution, answer_total=SNOOPS.format(targets=snoop_targets(root, prefix))),
+            "status": graded,
         },
         "signals": {
             "nb": _with(solution, answer_total=KILLS_PARENT),
@@ -431,6 +471,32 @@ def _cgroups() -> list[Path]:
         return []
     group = Path(containment.CGROUP_ROOT, "freezer", containment.GROUP)
     return [p for p in group.glob("*") if p.is_dir()]
+
+
+@integration
+def test_a_graded_notebook_reaches_no_grades_answers_or_other_students(graded_class: Any) -> None:
+    root, prefix = graded_class["root"], graded_class["prefix"]
+    assert all(Path(path).exists() for path, _ in snoop_targets(root, prefix) if path[0] == "/")
+    graded = root / "autograded" / f"{prefix}snoops" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    outputs = json.dumps([c.get("outputs") for c in nbformat.read(graded, 4).cells])
+    assert "REACHED []" in outputs, f"the sandbox let it reach: {outputs[-600:]}"
+    assert _grading.scores(root, ASSIGNMENT, f"{prefix}snoops")["score"] == 3, "its own work counts"
+
+
+@integration
+def test_a_notebook_that_replaces_a_check_is_flagged_in_the_csv_feedback_and_exit_code(
+    graded_class: Any,
+) -> None:
+    root, prefix, run = graded_class["root"], graded_class["prefix"], graded_class["run"]
+    outcome = run[f"{prefix}tampers/{ASSIGNMENT}"]
+    assert outcome.graded and "answer_total: replaces check.equal" in outcome.flags, outcome
+    assert outcome in run.needs_instructor()
+    rows = _grading.read_csv(root / "grades.csv")
+    flags = {row["student_id"]: row["flags"] for row in rows if row["assignment"] == ASSIGNMENT}
+    assert "replaces check.equal" in flags[f"{prefix}tampers"]
+    assert not flags[f"{prefix}full"] and not flags[f"{prefix}snoops"], "honest work is not flagged"
+    page = next((root / "feedback" / f"{prefix}tampers" / ASSIGNMENT).glob("*.html")).read_text()
+    assert "Flagged for your instructor" in page
 
 
 @integration

@@ -5,8 +5,10 @@ uses JOBS), feedback, and the CSV export."""
 from __future__ import annotations
 
 import filecmp
+import html
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -169,6 +171,17 @@ def test_each_planted_wrong_answer_loses_exactly_its_points(graded: Any) -> None
         assert lost == planted.loses, f"{planted.name!r}: lost {lost}, expected {planted.loses}"
 
 
+def hidden_test_lines(assignment: str) -> list[str]:
+    """Lines of code that appear only inside the hidden test regions of the source notebook."""
+    hidden, elsewhere = set(), set()
+    for cell in nbformat.read(_notebooks(REPO / "solutions" / assignment)[0], 4).cells:
+        inside = False
+        for line in cell.source.splitlines():
+            inside = (inside or "BEGIN HIDDEN TESTS" in line) and "END HIDDEN TESTS" not in line
+            (hidden if inside else elsewhere).add(line.strip())
+    return sorted(line for line in hidden - elsewhere if len(line) > 20 and "HIDDEN" not in line)
+
+
 def test_feedback_and_csv_export(graded: Any) -> None:
     root, assignment, prefix = graded["root"], graded["assignment"], graded["prefix"]
     folder = _grading.feedback(root, assignment, prefix + "planted-1")
@@ -180,6 +193,10 @@ def test_feedback_and_csv_export(graded: Any) -> None:
         assert test in page, f"feedback should show the failed test {test}"
     result = graded[planted.name]
     assert f"Score: {result['score']:.1f} / {result['max_score']:.1f}" in page
+    shown = html.unescape(re.sub(r"<[^>]+>", "", page))
+    hidden = hidden_test_lines(assignment)
+    assert hidden, "the assignment has hidden tests"
+    assert not [line for line in hidden if line in shown], "feedback shows the hidden tests' code"
     rows = _grading.read_csv(_grading.export_csv(root))
     by_student = {row["student_id"]: row for row in rows if row["assignment"] == assignment}
     expected = {prefix + "solution": graded["solution"], prefix + "blank": graded["blank"]}

@@ -16,9 +16,9 @@ from .._errors import CourseError, DockerNotRunning, ObjectNotFound
 def learner_of(student: str) -> str:
     """The learner name a graded kernel uses for this student id: the prefix of every container
     and namespace its notebook creates (``helpers._identity`` maps it; see its ``learner_name``)."""
-    from .._identity import _dns_label
+    from .._identity import learner_label
 
-    return _dns_label(student, 20)
+    return learner_label(student)
 
 
 @dataclass

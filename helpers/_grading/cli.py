@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the students' namespaces and containers after grading, for inspection",
     )
     parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run the notebooks without the bubblewrap sandbox (they see the course folder)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=None, help="seconds per cell (default: nbgrader_config.py)"
     )
     parser.add_argument(
@@ -61,6 +66,7 @@ def main(args: argparse.Namespace) -> int:
             jobs=args.jobs or None,
             keep=args.keep,
             timeout=args.timeout,
+            sandbox=False if args.no_sandbox else None,
         )
     except KeyboardInterrupt:
         print("\n✗ stopped")

@@ -34,6 +34,7 @@ COLUMNS = [
     "max_score",
     "status",
     "reason",
+    "flags",
 ]
 
 
@@ -64,6 +65,7 @@ class State:
             "source": source,
             "status": outcome.status,
             "reason": outcome.reason,
+            "flags": outcome.flags,
             "score": outcome.score,
             "max_score": outcome.max_score,
             "seconds": round(outcome.seconds, 1),
@@ -88,6 +90,7 @@ class State:
             score=entry.get("score"),
             max_score=entry.get("max_score"),
             seconds=entry.get("seconds", 0.0),
+            flags=entry.get("flags", ""),
         )
 
 
@@ -218,6 +221,10 @@ def export_csv(root: Path, path: Path | None = None) -> Path:
     rows: dict[tuple[str, str], dict[str, str]] = {}
     students: set[str] = set()
     assignments: dict[str, dict[str, str]] = {}
+
+    def entry_of(student: str, assignment: str) -> dict[str, Any]:
+        return state.entries.get(f"{student}/{assignment}", {})
+
     if (root / "gradebook.db").exists():
         with Gradebook(_url(root)) as book:
             people = {s.id: s for s in book.students}
@@ -244,9 +251,8 @@ def export_csv(root: Path, path: Path | None = None) -> Path:
                         "late_submission_penalty": _text(penalty),
                         "score": _text(max(0.0, submission.score - penalty)),
                         "status": GRADED,
-                        "reason": _text(
-                            state.entries.get(f"{student.id}/{assignment.name}", {}).get("reason")
-                        ),
+                        "reason": _text(entry_of(student.id, assignment.name).get("reason")),
+                        "flags": _text(entry_of(student.id, assignment.name).get("flags")),
                     }
     for entry in state.entries.values():
         key = (entry["student"], entry["assignment"])

@@ -30,6 +30,7 @@ class Outcome:
     result: dict[str, Any] = field(default_factory=dict)  # the worker's result (grades to merge)
     log: str | None = None  # the full log of this submission's grading
     namespaces: list[str] = field(default_factory=list)  # deleted after grading, maybe not gone
+    flags: str = ""  # answer cells that reach for the grading itself (tampering.py)
 
     @property
     def key(self) -> str:
@@ -40,7 +41,7 @@ class Outcome:
         return self.status == GRADED
 
     def needs_instructor(self) -> bool:
-        return self.status not in (GRADED, MISSING)
+        return self.status not in (GRADED, MISSING) or bool(self.flags)
 
     def line(self) -> str:
         """One line for the run's progress output."""
@@ -50,6 +51,8 @@ class Outcome:
             text = f"{self.status}: {self.reason}"
         if self.graded and self.reason:
             text += f"  ({self.reason})"
+        if self.flags:
+            text += f"  ⚑ flagged: {self.flags}"
         return f"{self.key}  {text}  [{self.seconds:.0f} s]"
 
 

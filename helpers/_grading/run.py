@@ -27,7 +27,7 @@ from .progress import Progress
 from .runner import Job, run_submission, warm_up
 from .settings import default_jobs, settings
 
-NEEDS_INSTRUCTOR = 3  # the exit code when some submission could not be graded
+NEEDS_INSTRUCTOR = 3  # the exit code when some submission could not be graded, or is flagged
 
 
 @dataclass
@@ -54,10 +54,11 @@ class ClassRun:
                 "" if o.score is None else f"{o.score:g}",
                 "" if o.max_score is None else f"{o.max_score:g}",
                 o.reason,
+                o.flags,
             ]
             for o in sorted(self.outcomes, key=lambda o: (o.assignment, o.student))
         ]
-        return Table(["student", "assignment", "status", "score", "max", "reason"], rows)
+        return Table(["student", "assignment", "status", "score", "max", "reason", "flags"], rows)
 
     def needs_instructor(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.needs_instructor()]
@@ -79,7 +80,10 @@ class ClassRun:
         if self.csv:
             lines.append(f"Grades: {self.csv}; feedback in {self.csv.parent / 'feedback'}")
         for outcome in self.needs_instructor():
-            lines.append(f"  ✗ {outcome.key}: {outcome.status}: {outcome.reason}")
+            if outcome.graded:  # graded, and flagged
+                lines.append(f"  ⚑ {outcome.key}: graded, flagged: {outcome.flags}")
+            else:
+                lines.append(f"  ✗ {outcome.key}: {outcome.status}: {outcome.reason}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -116,6 +120,7 @@ def grade(
     containment: str | None = None,
     environment: Callable[[str], dict[str, str]] | None = None,
     kernel_name: str | None = None,
+    sandbox: bool | None = None,
     out: TextIO | None = None,
 ) -> ClassRun:
     """Grade the class in ``root/submitted`` (``submissions``: a collected folder copied in
@@ -125,8 +130,9 @@ def grade(
     ``timeout`` is per cell (default: nbgrader_config.py's Execute.timeout); the other limits
     default to ``c.ClassGrading.*`` there. ``keep`` leaves the students' namespaces and
     containers for inspection. ``environment(student)`` adds to the kernel's environment (e.g.
-    that student's KUBECONFIG) and ``kernel_name`` picks another kernel spec (e.g. a sandboxed
-    one) for every submission."""
+    that student's KUBECONFIG) and ``kernel_name`` picks another kernel spec for every
+    submission. ``sandbox`` (default: ``c.ClassGrading.sandbox``) runs each notebook in a
+    bubblewrap sandbox where bwrap works (helpers/_grading/sandbox.py)."""
     with _one_run_at_a_time(root), _signals_stop_the_run():
         return _grade(
             root,
@@ -143,8 +149,26 @@ def grade(
             containment=containment,
             environment=environment,
             kernel_name=kernel_name,
+            sandbox=sandbox,
             out=out or sys.stdout,
         )
+
+
+def _sandbox(wanted: bool, kernel_name: str | None, out: TextIO) -> bool:
+    """Whether the notebooks run in the sandbox; says so when one was wanted and cannot be."""
+    from .sandbox import available  # not at import: the sandbox's kernel runs that module
+
+    if not wanted or kernel_name:
+        return False
+    if available():
+        return True
+    print(
+        " ! no sandbox: bwrap is missing or cannot run here (apt install bubblewrap), so the "
+        "students' code runs with your rights and sees the course folder",
+        file=out,
+        flush=True,
+    )
+    return False
 
 
 @contextmanager
@@ -198,6 +222,7 @@ def _grade(
     containment: str | None,
     environment: Callable[[str], dict[str, str]] | None,
     kernel_name: str | None,
+    sandbox: bool | None,
     out: TextIO,
 ) -> ClassRun:
     students = sorted(set(students or []))
@@ -205,6 +230,7 @@ def _grade(
     options = settings(course.config(root))
     jobs = jobs or options.jobs or default_jobs()
     submission_timeout = submission_timeout or options.submission_timeout
+    sandboxed = _sandbox(options.sandbox if sandbox is None else sandbox, kernel_name, out)
     submitted = root / "submitted"
     if submissions is not None and submissions.resolve() != submitted.resolve():
         intake.copy_in(submissions, submitted)
@@ -272,6 +298,7 @@ def _grade(
                         containment=containment,
                         env=environment(submission.student) if environment else {},
                         kernel_name=kernel_name,
+                        sandbox=sandboxed,
                     ),
                 )
             )

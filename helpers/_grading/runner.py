@@ -65,6 +65,7 @@ class Job:
     keep: bool = False  # keep the student's namespaces and containers for inspection
     env: dict[str, str] = field(default_factory=dict)  # the kernel's extra environment
     kernel_name: str | None = None  # a kernel spec other than the notebook's own
+    sandbox: bool = False  # the notebook runs in helpers/_grading/sandbox.py's kernel
     containment: str | None = None  # force a containment kind (tests)
 
     @property
@@ -97,6 +98,7 @@ def _prepare(job: Job) -> Path:
         "notebook_output_limit": job.notebook_output_limit,
         "env": job.env,
         "kernel_name": job.kernel_name,
+        "sandbox": job.sandbox,
     }
     path = work / "job.json"
     path.write_text(json.dumps(spec))
@@ -226,4 +228,5 @@ def _read(job: Job, seconds: float) -> Outcome | None:
         max_score=result.get("max_score"),
         seconds=seconds,
         result=result,
+        flags=result.get("flags", ""),
     )

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from traitlets import Float, Integer
+from traitlets import Bool, Float, Integer
 from traitlets.config import Configurable
 
 # What one submission in flight takes: the worker (nbgrader, about 200 MB) and the kernel (the
@@ -28,6 +28,12 @@ class ClassGrading(Configurable):
     ).tag(config=True)
     notebook_output_limit = Integer(
         2 * 1024 * 1024, help="Bytes of output one notebook may keep, over all its cells."
+    ).tag(config=True)
+    sandbox = Bool(
+        True,
+        help="Run each notebook in a bubblewrap sandbox (helpers/_grading/sandbox.py) where "
+        "bwrap works: it sees only its own folder, not the gradebook, solutions/ or other "
+        "students' work.",
     ).tag(config=True)
     cleanup_timeout = Float(
         120, help="Seconds to wait for a student's namespaces to be gone after grading."

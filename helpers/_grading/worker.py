@@ -10,9 +10,11 @@ exception nbgrader really raised (its full log is in ``grading.log``).
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -24,6 +26,7 @@ from typing import Any
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 
+from . import sandbox, tampering
 from .containment import Containment
 from .course import api, config
 from .execute import CUT_MARK, CappedExecute
@@ -180,6 +183,12 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     extra.CappedExecute.progress_file = str(root / PROGRESS)
     if job.get("kernel_name"):
         extra.Execute.kernel_name = job["kernel_name"]
+    elif job.get("sandbox"):
+        data = root / "jupyter"
+        extra.Execute.kernel_name = sandbox.install_kernel_spec(data)
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(
+            [str(data), *filter(None, [os.environ.get("JUPYTER_PATH")])]
+        )
     execute = {"timeout": job["timeout"]} if job.get("timeout") else {}
     grader = api(root, extra=extra, **execute)
     timeout = grader.config.Execute.get("timeout")
@@ -219,12 +228,36 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
         print(result.get("log", ""), result.get("error", ""), file=sys.stderr, flush=True)
         lines = str(result.get("error", "")).strip().splitlines()
         notes.append(f"no feedback: {one_line(lines[-1] if lines else 'see the log')}")
+    flags = _flag(root, student, assignment)
     return {
         "status": GRADED,
         "reason": "; ".join(notes),
+        "flags": flags,
         "left_running": left,
         **_scores(root, assignment, student),
     }
+
+
+def _flag(root: Path, student: str, assignment: str) -> str:
+    """Answer cells that reach for the grading itself (tampering.py), also written at the top
+    of the student's feedback page: the grade stands until the instructor has looked."""
+    found = [
+        finding
+        for path in sorted((root / "submitted" / student / assignment).glob("*.ipynb"))
+        for finding in tampering.flags(json.loads(path.read_text()))
+    ]
+    if not found:
+        return ""
+    note = (
+        '<div style="border:2px solid #c33;padding:8px;margin:8px">Flagged for your '
+        "instructor, who will look at this grade: " + html.escape("; ".join(found)) + "</div>"
+    )
+    for page in (root / "feedback" / student / assignment).glob("*.html"):
+        text = page.read_text()
+        body = re.search(r"<body[^>]*>", text)
+        if body:
+            page.write_text(text[: body.end()] + note + text[body.end() :])
+    return "; ".join(found)
 
 
 def run(job_file: str, containment: Containment) -> None:
