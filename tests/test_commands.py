@@ -164,7 +164,15 @@ def test_make_cluster_down_then_make_cluster_brings_it_back() -> None:
     client.reconnect()
     with pytest.raises(helpers.errors.ClusterUnreachable):
         k8s.request("GET", "/version")
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    assert not [m for m in mounts if m.startswith("/var/lib/kubelet")], "pod volumes left mounted"
+    # Nothing running, nothing mounted: the case that once stopped early under pipefail.
+    again = make("cluster-down", timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     up = make("cluster", timeout=900)
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     client.reconnect()
     assert k8s.request("GET", "/version")["gitVersion"].startswith("v1.")
+    for addon in ("coredns", "metrics-server"):
+        k8s.wait(f"deployment/{addon}", "Available", "kube-system", timeout=120)
+    k8s.wait("deployment/local-path-provisioner", "Available", "local-path-storage", timeout=120)

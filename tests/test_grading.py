@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from helpers import _grading, k8s
+from helpers._grading.cleanup import remove_learner_resources
 from tests.planted import PLANTED, Planted
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
@@ -123,14 +124,30 @@ def test_release_has_no_solutions_or_hidden_tests(graded: Any) -> None:
         assert "raise NotImplementedError()" in text
 
 
-def test_validator_passes_the_source_and_fails_the_release(graded: Any) -> None:
+def test_validator_fails_every_visible_test_of_the_release(graded: Any) -> None:
+    """What a student's Validate button says of a blank notebook: every visible test fails
+    (the autograded blank scoring 0 could hide a visible test that passes)."""
     from nbgrader.validator import Validator
 
-    for path in _notebooks(REPO / "solutions" / graded["assignment"]):
-        assert Validator().validate(str(path)) == {}, "the solution must pass its visible tests"
-    for path in _notebooks(REPO / "exercises" / graded["assignment"]):
-        failures = Validator(invert=True).validate(str(path))
-        assert failures == {}, "every visible test of the blank release must fail"
+    try:
+        for path in _notebooks(REPO / "exercises" / graded["assignment"]):
+            failures = Validator(invert=True).validate(str(path))
+            assert failures == {}, "every visible test of the blank release must fail"
+    finally:
+        remove_learner_resources("pytest", timeout=None)  # the validator ran as this learner
+
+
+def test_validator_passes_the_source(graded: Any) -> None:
+    # Every solution already runs in the graded fixture, scoring full marks: the validator's
+    # own run of it is proven on the machinery chapters only.
+    machinery_only(graded)
+    from nbgrader.validator import Validator
+
+    try:
+        for path in _notebooks(REPO / "solutions" / graded["assignment"]):
+            assert Validator().validate(str(path)) == {}, "the solution passes its visible tests"
+    finally:
+        remove_learner_resources("pytest", timeout=None)  # the validator ran as this learner
 
 
 def test_every_submission_is_graded(graded: Any) -> None:

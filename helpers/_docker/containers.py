@@ -9,6 +9,7 @@ terminal counts too).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,11 +278,25 @@ def exec(name: str, command: str | Sequence[str], *, timeout: float = 30) -> Exe
 
 
 def logs(name: str, *, tail: int | None = None) -> str:
-    """What the container wrote to stdout and stderr.  CLI: ``docker logs --tail N alice-01-web``"""
+    """What the container wrote to stdout and stderr, up to now.
+
+    The engine copies a container's output into its log a moment after it is written, so a
+    line written just before this call (by a request that has already been answered) could be
+    missing: this reads until two reads agree (about 0.1 s, at most 2 s).
+
+    CLI: ``docker logs --tail N alice-01-web``
+    """
     container = _get(name)
+    read = b""
+    deadline = time.monotonic() + 2
     with engine_errors(f"docker logs {container.name}"):
-        raw = container.logs(tail=tail if tail is not None else "all")
-    return bytes(raw).decode(errors="replace")
+        while True:
+            again = bytes(container.logs(tail=tail if tail is not None else "all"))
+            if again == read or time.monotonic() > deadline:
+                break
+            read = again
+            time.sleep(0.1)
+    return again.decode(errors="replace")
 
 
 def stop(name: str, *, timeout: int = 3) -> Container:
