@@ -43,6 +43,7 @@ endif
 export KIND_NODE_IMAGE
 
 .PHONY: help setup docker images cluster cluster-down cluster-status lab test test-kind lint unit \
+        classroom classroom-down \
         exercises grade doctor bench clean
 
 help: ## list the commands
@@ -148,6 +149,14 @@ grade: cluster ## grade the class: feedback, grades.csv (FORCE=1 STUDENT=id ASSI
 	  $(if $(JOBS),--jobs $(JOBS)) $(if $(filter-out 0,$(KEEP)),--keep) \
 	  $(if $(filter 0,$(SANDBOX)),--no-sandbox)
 
+# A classroom on the cluster in use: per-student namespaces, quota, limits and a kubeconfig each
+# (classroom/<id>/kubeconfig), from a CSV with an id column. make grade then uses those.
+classroom: cluster ## per-student namespaces, quotas and kubeconfigs (ROSTER=students.csv)
+	@$(PY) -m helpers classroom $(ROSTER)
+
+classroom-down: setup ## remove the classroom: every student's namespaces, accounts and kubeconfigs
+	@$(PY) -m helpers classroom --down
+
 doctor: setup ## check that this machine is ready for the course
 	@$(PY) -m helpers doctor
 
@@ -156,4 +165,4 @@ bench: cluster ## print benchmark numbers (cluster start, rollout, wait latency,
 
 clean: ## remove course containers, the Python environment and nbgrader's work folders
 	-@$(PY) -m helpers cleanup 2>/dev/null
-	rm -rf $(VENV) submitted autograded feedback gradebook.db grades.csv grading course-work
+	rm -rf $(VENV) submitted autograded feedback gradebook.db grades.csv grading course-work classroom

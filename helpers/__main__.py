@@ -1,13 +1,14 @@
-"""Command line: ``python -m helpers doctor | images | cleanup | release | grade | bench`` (the
-Makefile calls these)."""
+"""Command line: ``python -m helpers doctor | images | cleanup | classroom | release | grade |
+bench`` (the Makefile calls these)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import _course_images, _grading
-from ._cluster import load_image
+from ._cluster import REPO_ROOT, load_image
 from ._doctor import doctor
 from ._errors import CourseError
 
@@ -34,6 +35,23 @@ def _cleanup(everyone: bool) -> int:
     return 0
 
 
+def _classroom(roster: Path | None, out: Path, down: bool) -> int:
+    from . import _classroom as classroom
+
+    if down:
+        removed = classroom.down(out)
+        print(f"✓ classroom removed: {len(removed)} namespace(s) and roles; {out} deleted")
+        return 0
+    if roster is None:
+        print("✗ Give the roster: make classroom ROSTER=students.csv", file=sys.stderr)
+        return 2
+    chapters = sorted(p.stem for p in (REPO_ROOT / "course").glob("[0-9][0-9]-*.ipynb"))
+    written = classroom.up(classroom.read_roster(roster), chapters, out)
+    print(f"✓ {len(written)} student(s), {len(chapters)} namespace(s) each; kubeconfigs in {out}/")
+    print("  a student works with: export KUBECONFIG=<their kubeconfig> COURSE_LEARNER=<their id>")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     cleanup_cmd.add_argument(
         "--everyone", action="store_true", help="every learner's, not only yours (instructors)"
+    )
+    classroom_cmd = commands.add_parser(
+        "classroom",
+        help="per-student namespaces, quotas and kubeconfigs from a roster (--down removes them)",
+    )
+    classroom_cmd.add_argument("roster", nargs="?", type=Path, help="a CSV with an id column")
+    classroom_cmd.add_argument("--down", action="store_true", help="remove the whole classroom")
+    classroom_cmd.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "classroom", help="where the kubeconfigs go"
     )
     commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
     commands.add_parser("bench", help="print benchmark numbers of the cluster and the helpers")
@@ -77,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
             bench()
             return 0
+        if args.command == "classroom":
+            return _classroom(args.roster, args.out, args.down)
         if args.command == "release":
             _grading.release()
             return 0

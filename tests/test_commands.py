@@ -112,6 +112,33 @@ def test_make_exercises_regenerates_exactly_what_is_committed() -> None:
     assert not changed, f"make exercises changed the committed release:\n{changed}"
 
 
+def test_make_classroom_then_classroom_down(tmp_path: Path) -> None:
+    roster = tmp_path / "students.csv"
+    student = f"m{int(time.time()) % 100000}-ada"
+    roster.write_text(f"id\n{student}\n")
+    up = make("classroom", f"ROSTER={roster}", timeout=300)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    kubeconfig = REPO / "classroom" / student / "kubeconfig"
+    assert kubeconfig.is_file() and "token:" in kubeconfig.read_text()
+    down = make("classroom-down", timeout=300)
+    assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
+    assert not kubeconfig.exists()
+    left = subprocess.run(
+        [
+            str(REPO / ".venv/bin/python"),
+            "-c",
+            "from helpers import k8s; print(len([n for n in "
+            "k8s.list_objects('namespaces', selector='course.classroom') "
+            "if n.status.get('phase') != 'Terminating']))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert left.stdout.strip() == "0", left.stdout + left.stderr
+
+
 def test_cleanup_removes_only_the_current_learners_work(docker_engine: None) -> None:
     for learner in ("pytest-alice", "pytest-bob"):
         os.environ["COURSE_LEARNER"] = learner

@@ -56,6 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    accounts = args.root / "classroom"
+
+    def environment(student: str) -> dict[str, str]:
+        # With a classroom (make classroom), each notebook is graded with its student's own
+        # kubeconfig: it reaches only that student's namespaces.
+        kubeconfig = accounts / student / "kubeconfig"
+        return {"KUBECONFIG": str(kubeconfig)} if kubeconfig.is_file() else {}
+
     try:
         run = grade(
             args.root,
@@ -67,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
             keep=args.keep,
             timeout=args.timeout,
             sandbox=False if args.no_sandbox else None,
+            environment=environment,
         )
     except KeyboardInterrupt:
         print("\n✗ stopped")

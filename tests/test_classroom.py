@@ -1,0 +1,149 @@
+"""Classroom mode on the real cluster: each student's kubeconfig reaches only that student's
+namespaces, within a quota, and the lessons' first cells still work with it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from helpers import _classroom, k8s
+from helpers._errors import CourseError
+from helpers._identity import Chapter, learner_label
+
+pytestmark = [pytest.mark.cluster]
+REPO = Path(__file__).resolve().parent.parent
+CHAPTER = "03-pods"
+
+
+@pytest.fixture(scope="module")
+def classroom(tmp_path_factory: pytest.TempPathFactory, cluster: None) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("classroom")
+    stamp = int(time.time()) % 100000
+    # The last two share their first 20 characters: they must still get apart namespaces.
+    ids = [f"k{stamp}-ada", f"K{stamp}.Long.Student.Name.A", f"K{stamp}.Long.Student.Name.B"]
+    roster = folder / "students.csv"
+    roster.write_text("id,last_name\n" + "".join(f"{i},x\n" for i in ids))
+    try:
+        files = _classroom.up(_classroom.read_roster(roster), [CHAPTER], folder / "out", pods=2)
+        yield {"ids": ids, "files": files, "out": folder / "out"}
+    finally:
+        _classroom.down(folder / "out")
+
+
+def api(kubeconfig: Path) -> k8s_client.CoreV1Api:
+    return k8s_client.CoreV1Api(k8s_config.new_client_from_config(config_file=str(kubeconfig)))
+
+
+def refused(call: Any, *args: Any, **kwargs: Any) -> int:
+    with pytest.raises(ApiException) as caught:
+        call(*args, **kwargs)
+    return int(caught.value.status)
+
+
+def namespace_of(student: str) -> str:
+    return Chapter(CHAPTER, learner_label(student)).namespace
+
+
+def sleeper(name: str) -> dict[str, Any]:
+    container = {"name": "web", "image": "course/web:v1"}
+    spec = {"containers": [container], "terminationGracePeriodSeconds": 1}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def test_every_student_gets_namespaces_of_their_own_and_a_private_kubeconfig(
+    classroom: dict[str, Any],
+) -> None:
+    names = [namespace_of(s) for s in classroom["ids"]]
+    assert len(set(names)) == 3, names
+    for student, path in classroom["files"].items():
+        assert path.stat().st_mode & 0o077 == 0, "a kubeconfig holds a token: only its owner reads"
+        assert k8s.get(f"namespace/{namespace_of(student)}").labels["course.learner"] == (
+            learner_label(student)
+        )
+        assert k8s.get("resourcequota/student", namespace_of(student)).spec["hard"]["pods"] == "2"
+
+
+def test_a_student_works_in_their_namespace_and_nowhere_else(classroom: dict[str, Any]) -> None:
+    ada, other = classroom["ids"][0], classroom["ids"][1]
+    mine, theirs = namespace_of(ada), namespace_of(other)
+    core = api(classroom["files"][ada])
+    core.create_namespaced_pod(mine, sleeper("first"))
+    assert core.read_namespace(mine).metadata.name == mine
+    assert refused(core.list_namespaced_secret, theirs) == 403
+    assert refused(core.list_namespaced_pod, theirs) == 403
+    assert refused(core.delete_namespace, theirs) == 403
+    assert refused(core.delete_namespace, mine) == 403, "the instructor's quota goes with it"
+    assert refused(core.read_namespaced_secret, "x", "kube-system") == 403
+    assert refused(core.patch_namespaced_resource_quota, "student", mine, {}) == 403
+    assert core.list_node().items, "nodes are readable (the architecture chapter)"
+
+
+def test_pods_past_the_quota_are_refused(classroom: dict[str, Any]) -> None:
+    student = classroom["ids"][2]
+    ns = namespace_of(student)
+    core = api(classroom["files"][student])
+    core.create_namespaced_pod(ns, sleeper("one"))
+    core.create_namespaced_pod(ns, sleeper("two"))
+    assert refused(core.create_namespaced_pod, ns, sleeper("three")) == 403
+    pod = core.read_namespaced_pod("one", ns)
+    limits = pod.spec.containers[0].resources.limits
+    assert limits == {"cpu": "500m", "memory": "256Mi"}, "the LimitRange's default applies"
+
+
+def test_the_lessons_first_cells_work_with_a_student_kubeconfig(
+    classroom: dict[str, Any],
+) -> None:
+    """helpers.setup, k8s.delete_namespace (which empties what it may not delete) and
+    k8s.namespace, as every lesson starts, then a pod, as the student."""
+    ada = classroom["ids"][0]
+    code = (
+        "import helpers\nfrom helpers import k8s\n"
+        f"helpers.setup({CHAPTER!r})\n"
+        "k8s.delete_namespace()\n"
+        "ns = k8s.namespace()\n"
+        "print('pods left:', len(k8s.list_objects('pods', ns)))\n"
+        f"k8s.apply({sleeper('again')!r}, ns)\n"
+        "print('namespace:', ns)\n"
+    )
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(classroom["files"][ada]),
+        "COURSE_LEARNER": ada,
+        "COURSE_CLUSTER": "kubeconfig",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "pods left: 0" in done.stdout and f"namespace: {namespace_of(ada)}" in done.stdout
+
+
+def test_a_roster_whose_ids_would_share_names_is_refused(tmp_path: Path) -> None:
+    roster = tmp_path / "students.csv"
+    roster.write_text("id\nada\nada\nAda.X\nada-x\n")
+    assert _classroom.read_roster(roster)[:1] == ["ada"]
+    roster.write_text("id\nalice\nAlice\n")
+    assert len(set(map(learner_label, _classroom.read_roster(roster)))) == 2
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(CourseError, match="empty"):
+        _classroom.read_roster(tmp_path / "empty.csv")
+
+
+def test_classroom_down_removes_every_namespace_and_role(classroom: dict[str, Any]) -> None:
+    # Runs last in this file: the fixture's own teardown then finds nothing left.
+    _classroom.down(classroom["out"])
+    left = [ns.name for ns in k8s.list_objects("namespaces", selector="course.classroom")]
+    left = [n for n in left if k8s.get(f"namespace/{n}").status.get("phase") != "Terminating"]
+    assert not left, left
+    assert not k8s.list_objects("clusterroles", selector="course.classroom")
+    assert not classroom["out"].exists()
