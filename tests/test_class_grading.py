@@ -171,6 +171,34 @@ print("REACHED", reached)
 total = 2 + 3"""
 
 
+# Reaches for another student's containers and the host through Docker itself.
+HURTS = """import docker as sdk
+engine = sdk.from_env()
+me, other = {me!r}, {other!r}
+tries = {{
+    "squat": lambda: engine.containers.create(
+        "course/web:v1", name=other + "-98-web", labels={{"course.learner": other}}
+    ),
+    "host": lambda: engine.containers.create(
+        "course/web:v1", name=me + "-98-h", labels={{"course.learner": me}},
+        volumes={{"/": {{"bind": "/host"}}}},
+    ),
+    "remove": lambda: engine.api.remove_container(other + "-98-web", force=True),
+    "privileged": lambda: engine.containers.create(
+        "course/web:v1", name=me + "-98-p", labels={{"course.learner": me}}, privileged=True
+    ),
+}}
+reached = []
+for name, attempt in tries.items():
+    try:
+        attempt()
+        reached.append(name)
+    except sdk.errors.APIError:
+        pass
+print("ENGINE REACHED", reached)
+total = 2 + 3"""
+
+
 def snoop_targets(root: Path, prefix: str) -> list[tuple[str, str]]:
     repo = Path(__file__).resolve().parent.parent
     return [
@@ -250,6 +278,16 @@ def build_class(root: Path, prefix: str) -> dict[str, dict[str, Any]]:
         "tampers": {
             "nb": _with(solution, answer_total=TAMPERS),
             "status": graded,
+        },
+        "hurts": {
+            "nb": _with(
+                solution,
+                answer_total=HURTS.format(
+                    me=learner_of(f"{prefix}hurts"), other=learner_of(f"{prefix}full")
+                ),
+            ),
+            "status": graded,
+            "alone": False,  # without the guard (plain nbgrader below) it would do that harm
         },
         "snoops": {
             "nb": _with(solution, answer_total=SNOOPS.format(targets=snoop_targets(root, prefix))),
@@ -483,6 +521,18 @@ def test_a_graded_notebook_reaches_no_grades_answers_or_other_students(graded_cl
     outputs = json.dumps([c.get("outputs") for c in nbformat.read(graded, 4).cells])
     assert "REACHED []" in outputs, f"the sandbox let it reach: {outputs[-600:]}"
     assert _grading.scores(root, ASSIGNMENT, f"{prefix}snoops")["score"] == 3, "its own work counts"
+
+
+@integration
+def test_a_graded_notebook_reaches_no_other_students_containers_nor_the_host(
+    graded_class: Any,
+) -> None:
+    root, prefix = graded_class["root"], graded_class["prefix"]
+    graded = root / "autograded" / f"{prefix}hurts" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    outputs = json.dumps([c.get("outputs") for c in nbformat.read(graded, 4).cells])
+    assert "ENGINE REACHED []" in outputs, f"the engine guard let it: {outputs[-600:]}"
+    assert _grading.scores(root, ASSIGNMENT, f"{prefix}hurts")["score"] == 3
+    assert _grading.scores(root, ASSIGNMENT, f"{prefix}full")["score"] == 3, "the victim's grade"
 
 
 @integration

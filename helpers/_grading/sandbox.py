@@ -5,7 +5,8 @@ nbgrader runs a student's notebook as the instructor. In this kernel the noteboo
 - its own folder (``autograded/<student>/<assignment>``), the only place it can write;
 - the system (``/usr``, ``/etc`` without the password hashes) and the course's Python
   environment and ``helpers/``, read-only;
-- the Docker socket and the cluster credentials the course's calls need, read-only;
+- Docker through ``engine_guard.py`` (the student's own containers only, nothing of the
+  host's), and the cluster credentials the course's calls need, read-only;
 - an empty ``/tmp`` and ``HOME`` of its own.
 
 Not the gradebook, ``solutions/``, other students' folders, the rest of the course folder or the
@@ -78,7 +79,8 @@ def _kubeconfig_files(path: Path) -> list[Path]:
     return [p for p in named if p.is_file()]
 
 
-def _docker_socket() -> Path | None:
+def docker_socket() -> Path | None:
+    """The engine's Unix socket, if Docker is reached through one."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not host.startswith("unix://"):
         return None  # a TCP engine is reached over the shared network
@@ -107,17 +109,20 @@ def command(connection_file: str, workdir: Path) -> list[str]:
             args += ["--ro-bind", top, top]
     # The interpreter may live in a home folder (pyenv): only its own folder is shown.
     readable = [Path(sys.base_prefix), Path(sys.prefix), HELPERS, Path(connection_file).resolve()]
-    socket = _docker_socket()
+    guard = os.environ.get("COURSE_DOCKER_GUARD")  # engine_guard.py's socket for this student
+    socket = docker_socket() if guard is None else None
     if socket is not None:
         readable.append(socket)
+    elif guard is not None:
+        args += ["--ro-bind", guard, "/run/docker.sock"]
     kubeconfig = kubeconfig_path()
     if kubeconfig is not None:
         kubeconfig = kubeconfig.split(os.pathsep)[0]
         readable += _kubeconfig_files(Path(kubeconfig))
     for path in readable:
         args += ["--ro-bind", str(path), str(path)]
-    if socket is not None and Path("/var/run").is_symlink():  # docker's default address
-        args += ["--symlink", os.readlink("/var/run"), "/var/run"]
+    if (socket is not None or guard is not None) and Path("/var/run").is_symlink():
+        args += ["--symlink", os.readlink("/var/run"), "/var/run"]  # docker's default address
     args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     environment = {
         "HOME": "/tmp/home",
@@ -128,6 +133,8 @@ def command(connection_file: str, workdir: Path) -> list[str]:
     }
     if kubeconfig is not None:
         environment["KUBECONFIG"] = str(kubeconfig)
+    if guard is not None:
+        environment["DOCKER_HOST"] = "unix:///run/docker.sock"
     for name, value in environment.items():
         args += ["--setenv", name, value]
     # The kernel's parent inside is the sandbox's PID 1: it must not watch for its parent

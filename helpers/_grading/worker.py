@@ -27,8 +27,10 @@ from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 
 from . import sandbox, tampering
+from .cleanup import learner_of
 from .containment import Containment
 from .course import api, config
+from .engine_guard import EngineGuard
 from .execute import CUT_MARK, CappedExecute
 from .outcome import CHECKSUM, ERROR, GRADED, INVALID, KERNEL_DIED, TIMED_OUT, one_line
 from .workfiles import LOG, PROGRESS, RESULT, running_cell, where
@@ -174,6 +176,7 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
 
     root = Path(job["root"])
     assignment, student = job["assignment"], job["student"]
+    guard: EngineGuard | None = None
     extra = Config()
     extra.Autograde.autograde_preprocessors = preprocessors(
         config(root).Autograde.get("autograde_preprocessors")
@@ -189,6 +192,10 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
         os.environ["JUPYTER_PATH"] = os.pathsep.join(
             [str(data), *filter(None, [os.environ.get("JUPYTER_PATH")])]
         )
+        engine = sandbox.docker_socket()
+        if engine is not None:  # the notebook's Docker: only this student's containers
+            guard = EngineGuard(learner_of(student), root / "docker.sock", str(engine)).start()
+            os.environ["COURSE_DOCKER_GUARD"] = str(guard.socket_path)
     execute = {"timeout": job["timeout"]} if job.get("timeout") else {}
     grader = api(root, extra=extra, **execute)
     timeout = grader.config.Execute.get("timeout")
@@ -213,6 +220,8 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
             app.log.removeHandler(handler)
             app.log.removeHandler(restored)
             left = containment.kill_others() if containment else 0
+            if guard is not None:
+                guard.stop()
 
     notes = []
     cut = _cut_cells(root / "autograded" / student / assignment)
