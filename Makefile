@@ -141,13 +141,14 @@ exercises: setup ## regenerate exercises/ from solutions/ with nbgrader
 # Grades what is new or changed in submitted/<student>/<assignment>/ (SUBMISSIONS=folder is copied
 # there first), N at a time; FORCE=1 grades everything again, STUDENT=id (or "a b") and
 # ASSIGNMENT=name only those, JOBS=n sets N, KEEP=1 keeps the students' containers and namespaces,
-# SANDBOX=0 runs the notebooks without the bubblewrap sandbox.
+# SANDBOX=0 runs the notebooks without the bubblewrap sandbox, CLASSROOM=0 with your kubeconfig
+# instead of the students' (make classroom).
 # Exit code 3: some submissions could not be graded (the table says which and why).
 grade: cluster ## grade the class: feedback, grades.csv (FORCE=1 STUDENT=id ASSIGNMENT= JOBS= KEEP=1)
 	@$(PY) -m helpers grade $(SUBMISSIONS) $(if $(filter-out 0,$(FORCE)),--force) \
 	  $(foreach s,$(STUDENT),--student $(s)) $(foreach a,$(ASSIGNMENT),--assignment $(a)) \
 	  $(if $(JOBS),--jobs $(JOBS)) $(if $(filter-out 0,$(KEEP)),--keep) \
-	  $(if $(filter 0,$(SANDBOX)),--no-sandbox)
+	  $(if $(filter 0,$(SANDBOX)),--no-sandbox) $(if $(filter 0,$(CLASSROOM)),--no-classroom)
 
 # A classroom on the cluster in use: per-student namespaces, quota, limits and a kubeconfig each
 # (classroom/<id>/kubeconfig), from a CSV with an id column. make grade then uses those.

@@ -147,3 +147,40 @@ def test_classroom_down_removes_every_namespace_and_role(classroom: dict[str, An
     assert not left, left
     assert not k8s.list_objects("clusterroles", selector="course.classroom")
     assert not classroom["out"].exists()
+
+
+def test_make_grade_grades_a_student_with_their_classroom_kubeconfig(tmp_path: Path) -> None:
+    """The graded notebook asks the cluster to list every namespace: with the student's own
+    kubeconfig it is refused, and only then does the answer earn its point."""
+    import nbformat
+
+    from helpers.__main__ import main
+    from tests.test_class_grading import OTHER, _with, other_notebook
+
+    root = tmp_path / "course"
+    (root / "solutions" / OTHER).mkdir(parents=True)
+    nbformat.write(other_notebook(), root / "solutions" / OTHER / f"{OTHER}.ipynb")
+    student = f"q{int(time.time()) % 100000}-ada"
+    answer = (
+        "from helpers import k8s\nfrom helpers.errors import Forbidden\n"
+        "try:\n    k8s.request('GET', '/api/v1/namespaces')\n    answer = 0\n"
+        "except Forbidden:\n    answer = 42"
+    )
+    folder = root / "submitted" / student / OTHER
+    folder.mkdir(parents=True)
+    nbformat.write(_with(other_notebook(), answer_other=answer), folder / f"{OTHER}.ipynb")
+    try:
+        _classroom.up([student], [OTHER], root / "classroom")
+        assert main(["grade", "--root", str(root), "--jobs", "1"]) == 0
+        assert _grading_score(root, student) == 1, "graded with the student's own credentials"
+        assert main(["grade", "--root", str(root), "--force", "--no-classroom"]) == 0
+        assert _grading_score(root, student) == 0, "with the instructor's, the listing works"
+    finally:
+        _classroom.down(root / "classroom")
+
+
+def _grading_score(root: Path, student: str) -> float:
+    from helpers import _grading
+    from tests.test_class_grading import OTHER
+
+    return float(_grading.scores(root, OTHER, student)["score"])
