@@ -211,9 +211,18 @@ def test_feedback_and_csv_export(graded: Any) -> None:
     result = graded[planted.name]
     assert f"Score: {result['score']:.1f} / {result['max_score']:.1f}" in page
     shown = html.unescape(re.sub(r"<[^>]+>", "", page))
-    hidden = hidden_test_lines(assignment)
+    submitted = "\n".join(
+        cell.source
+        for path in _notebooks(root / "submitted" / (prefix + "planted-1") / assignment)
+        for cell in nbformat.read(path, 4).cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    )
+    # The student's answers are on the page as they should be; a line they share is no evidence.
+    hidden = [line for line in hidden_test_lines(assignment) if line not in submitted]
     assert hidden, "the assignment has hidden tests"
-    assert not [line for line in hidden if line in shown], "feedback shows the hidden tests' code"
+    shown_lines = {line.strip() for line in shown.splitlines()}
+    leaked = [line for line in hidden if line in shown_lines]
+    assert not leaked, "feedback shows the hidden tests' code"
     rows = _grading.read_csv(_grading.export_csv(root))
     by_student = {row["student_id"]: row for row in rows if row["assignment"] == assignment}
     expected = {prefix + "solution": graded["solution"], prefix + "blank": graded["blank"]}
