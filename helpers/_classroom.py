@@ -251,6 +251,16 @@ def _kubeconfig(student: str, server: str, ca: str, token: str, namespace: str) 
     return yaml.safe_dump(config, sort_keys=False)
 
 
+def _wait_for_terminating(namespaces: Iterable[str]) -> None:
+    from ._k8s.objects import find
+    from ._k8s.waiting import wait
+
+    for name in namespaces:
+        found = find(f"namespace/{name}")
+        if found is not None and found.status.get("phase") == "Terminating":
+            wait(f"namespace/{name}", "deleted", timeout=180)
+
+
 def up(
     students: Iterable[str], chapters: Iterable[str], out: Path, *, pods: int = 30
 ) -> dict[str, Path]:
@@ -261,6 +271,7 @@ def up(
 
     chapters = list(chapters)
     server, ca = _cluster_access()
+    _wait_for_terminating([ACCOUNTS])  # a classroom-down just before: its namespaces still go
     with step("Classroom: shared account namespace and read access"):
         for document in _shared_objects():
             apply(document, document["metadata"].get("namespace"))
@@ -268,6 +279,7 @@ def up(
     for student in students:
         label = learner_label(student)
         with step(f"Classroom: {student} ({label}-*)"):
+            _wait_for_terminating([Chapter(name, label).namespace for name in chapters])
             for document in _student_objects(student, chapters, pods):
                 apply(document, document["metadata"].get("namespace"))
             token = request(
