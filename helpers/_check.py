@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._deadline import Deadline
 from ._docker.containers import Container, exec_commands
 from ._docker.containers import inspect as inspect_container
 from ._docker.images import image as inspect_image
@@ -318,14 +319,24 @@ def deployment_ready(name: str, ns: str, *, replicas: int, timeout: float = 60) 
     _passed(f"deployment/{name} has {replicas} ready replicas")
 
 
-def endpoints_are(service: str, ns: str, pods: Sequence[str]) -> None:
-    """service/``service``'s ready endpoints are exactly the pods named in ``pods``."""
+def endpoints_are(service: str, ns: str, pods: Sequence[str], *, timeout: float = 20) -> None:
+    """service/``service``'s ready endpoints are exactly the pods named in ``pods``.
+
+    The EndpointSlice controller follows pods a moment after they turn ready or go, so the check
+    gives it up to ``timeout`` seconds to agree."""
     from ._k8s.traffic import endpoints
 
-    ready = sorted(row["pod"] for row in endpoints(service, ns) if row["ready"])
-    if ready != sorted(pods):
+    wanted = sorted(pods)
+    deadline = Deadline(timeout)
+    while True:
+        ready = sorted(row["pod"] for row in endpoints(service, ns) if row["ready"])
+        if ready == wanted or deadline.expired:
+            break
+        deadline.sleep(0.5)
+    if ready != wanted:
         raise CheckFailed(
-            f"service/{service}: expected its ready endpoints to be {sorted(pods)}, found {ready}.",
+            f"service/{service}: expected its ready endpoints to be {wanted}, found {ready} "
+            f"(still, after {timeout:g} s).",
             hint=f"k8s.endpoints('{service}', ns): does its selector match those pods' labels, "
             "and only theirs?",
         )

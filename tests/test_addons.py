@@ -95,6 +95,16 @@ def ready(name: str) -> bool:
 def ns() -> Iterator[str]:
     kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", timeout=120)
     kubectl("create", "namespace", NS)
+    # The controller manager adds the default ServiceAccount a moment later; a pod created
+    # before it is refused.
+    wait_until(
+        "the namespace's default ServiceAccount",
+        lambda: (
+            kubectl("get", "serviceaccount", "default", "-n", NS, check=False).returncode == 0
+            or None
+        ),
+        timeout=30,
+    )
     yield NS
     kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", timeout=120)
 

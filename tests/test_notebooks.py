@@ -6,12 +6,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from tests.conftest import LESSON_TIMES
@@ -25,13 +27,17 @@ DRAWS = re.compile(r"k8s\.(?:architecture|pod_diagram)\(|\.stop\(\)\s*$")
 def execute(path: Path, timeout: int = 180) -> tuple[nbformat.NotebookNode, float]:
     notebook = nbformat.read(path, as_version=4)
     started = time.monotonic()
-    NotebookClient(
-        notebook,
-        timeout=timeout,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(path.parent)}},
-    ).execute()
+    # Unix sockets, not TCP: a port picked free for one kernel can be taken by another lesson's
+    # before it binds it ("Address already in use", seen with three lessons at once).
+    with tempfile.TemporaryDirectory(prefix="lesson-kernel-") as sockets:
+        kernel = KernelManager(kernel_name="python3", transport="ipc", ip=f"{sockets}/k")
+        NotebookClient(
+            notebook,
+            km=kernel,
+            timeout=timeout,
+            allow_errors=True,
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
     return notebook, time.monotonic() - started
 
 

@@ -2,7 +2,8 @@
 
 nbgrader runs a student's notebook as the instructor. In this kernel the notebook sees only:
 
-- its own folder (``autograded/<student>/<assignment>``), the only place it can write;
+- its own folder (``autograded/<student>/<assignment>``), the only place it can write (with
+  the folder of its Unix sockets to the grader);
 - the system (``/usr``, ``/etc`` without the password hashes) and the course's Python
   environment and ``helpers/``, read-only;
 - Docker through ``engine_guard.py`` (the student's own containers only, nothing of the
@@ -79,6 +80,17 @@ def _kubeconfig_files(path: Path) -> list[Path]:
     return [p for p in named if p.is_file()]
 
 
+def _ipc_folder(connection_file: str) -> Path | None:
+    """The folder of the kernel's Unix sockets, when the grader chose IPC transport."""
+    try:
+        connection = json.loads(Path(connection_file).read_text())
+    except (OSError, ValueError):
+        return None
+    if connection.get("transport") != "ipc":
+        return None
+    return Path(connection["ip"]).resolve().parent
+
+
 def docker_socket() -> Path | None:
     """The engine's Unix socket, if Docker is reached through one."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -124,6 +136,9 @@ def command(connection_file: str, workdir: Path) -> list[str]:
     if (socket is not None or guard is not None) and Path("/var/run").is_symlink():
         args += ["--symlink", os.readlink("/var/run"), "/var/run"]  # docker's default address
     args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    sockets = _ipc_folder(connection_file)
+    if sockets is not None:  # the kernel makes its Unix sockets there
+        args += ["--bind", str(sockets), str(sockets)]
     environment = {
         "HOME": "/tmp/home",
         "MPLCONFIGDIR": "/tmp/home/.matplotlib",

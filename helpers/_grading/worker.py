@@ -184,6 +184,12 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     extra.CappedExecute.cell_output_limit = job["cell_output_limit"]
     extra.CappedExecute.notebook_output_limit = job["notebook_output_limit"]
     extra.CappedExecute.progress_file = str(root / PROGRESS)
+    # The kernel talks to the grader over Unix sockets in a folder of this grading's own: TCP
+    # ports picked free by one grader can be taken by another before its kernel binds them.
+    sockets = root / "kernel"
+    sockets.mkdir(mode=0o700, exist_ok=True)
+    extra.KernelManager.transport = "ipc"
+    extra.KernelManager.ip = str(sockets / "k")
     if job.get("kernel_name"):
         extra.Execute.kernel_name = job["kernel_name"]
     elif job.get("sandbox"):
