@@ -161,8 +161,8 @@ classroom-down: setup ## remove the classroom: every student's namespaces, accou
 doctor: setup ## check that this machine is ready for the course
 	@$(PY) -m helpers doctor
 
-bench: cluster ## print benchmark numbers (cluster start, rollout, wait latency, memory)
-	@$(PY) -m helpers bench
+bench: cluster ## print benchmark numbers (cluster start, rollout, wait latency, memory, grading; STUDENTS=30)
+	@$(PY) -m helpers bench --students $(or $(STUDENTS),30)
 
 clean: ## remove course containers, the Python environment and nbgrader's work folders
 	-@$(PY) -m helpers cleanup 2>/dev/null

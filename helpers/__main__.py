@@ -76,7 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=REPO_ROOT / "classroom", help="where the kubeconfigs go"
     )
     commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
-    commands.add_parser("bench", help="print benchmark numbers of the cluster and the helpers")
+    bench_cmd = commands.add_parser(
+        "bench", help="print benchmark numbers of the cluster and the helpers"
+    )
+    bench_cmd.add_argument(
+        "--grading-only", action="store_true", help="only the class-grading benchmark"
+    )
+    bench_cmd.add_argument(
+        "--students", type=int, default=30, help="students per chapter in the grading benchmark"
+    )
     grade_cmd = commands.add_parser(
         "grade", help="grade the class: autograde, feedback, grades.csv (exit 3: some need you)"
     )
@@ -100,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "cleanup":
             return _cleanup(args.everyone)
         if args.command == "bench":
-            from ._bench import main as bench
+            from ._bench import grading, main
 
-            bench()
+            if args.grading_only:
+                grading(students=args.students)
+            else:
+                main(students=args.students)
             return 0
         if args.command == "classroom":
             return _classroom(args.roster, args.out, args.down)

@@ -142,7 +142,7 @@ def local_cluster() -> None:
     line("  per process", json.dumps({k: round(v) for k, v in sorted(memory.items())}))
 
 
-def main() -> None:
+def main(students: int = 30) -> None:
     from . import _identity, k8s
     from ._cluster import backend
 
@@ -173,7 +173,7 @@ def main() -> None:
         scaling_and_updates(ns)
     finally:
         k8s.delete_namespace(ns, wait_until_gone=False)
-    grading()
+    grading(students)
 
 
 def scaling_and_updates(ns: str) -> None:

@@ -308,7 +308,9 @@ def down(out: Path | None = None) -> list[str]:
     deleted = []
     for kind in ("namespaces", "clusterrolebindings", "clusterroles"):
         for found in list_objects(kind, selector=LABEL):
-            delete(f"{kind}/{found.name}", wait_until_gone=False)
+            # Deletion is in the foreground: a role stays listed for a moment after the call.
+            # Namespaces take longer; `make classroom` waits for them if they are still going.
+            delete(f"{kind}/{found.name}", wait_until_gone=kind != "namespaces", timeout=30)
             deleted.append(f"{found.kind.lower()}/{found.name}")
     delete("rolebinding/course-students-view", "kube-system", wait_until_gone=False)
     if out is not None and out.is_dir():

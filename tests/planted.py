@@ -13,6 +13,24 @@ class Planted:
     loses: dict[str, float] = field(default_factory=dict)  # grade_id of a test -> points lost
 
 
+def submissions(planted: list[Planted]) -> list[list[Planted]]:
+    """The planted answers packed into as few submissions as keep them apart: the answers in one
+    submission replace different cells and must lose different tests, so the tests a submission
+    loses still say, test by test, which planted answer was caught. (Each submission is a whole
+    notebook run against the cluster; seven runs of a rollout chapter cost minutes.)"""
+    packed: list[list[Planted]] = []
+    for one in planted:
+        for group in packed:
+            cells = {cell for other in group for cell in other.answers}
+            tests = {test for other in group for test in other.loses}
+            if not cells & set(one.answers) and not tests & set(one.loses):
+                group.append(one)
+                break
+        else:
+            packed.append([one])
+    return packed
+
+
 RUN_SHOP = """docker.run("course/web:v1", "shop", ports={ports}, env={env}, labels={labels})"""
 
 # Answers that claim to equal anything: a str and an int whose == always says yes.
@@ -409,6 +427,16 @@ PAGE_POD = (
     "k8s.wait('pod/page', 'Ready', ns)\n"
     "k8s.exec('page', f\"echo 'Kept by {ns}' > /www/files/index.html\", ns)"
 )
+PAGE_POD_ON_THE_CLAIM = (
+    "page_pod = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'page'}, 'spec': {"
+    "'terminationGracePeriodSeconds': 1,"
+    " 'volumes': [{'name': 'files', 'persistentVolumeClaim': {'claimName': 'page'}}],"
+    " 'containers': [{'name': 'web', 'image': 'course/web:v1', 'volumeMounts':"
+    " [{'name': 'files', 'mountPath': '/www/files'}]}]}}\n"
+    "k8s.apply(page_pod, ns)\n"
+    "k8s.wait('pod/page', 'Ready', ns, timeout=10)\n"
+    "k8s.exec('page', f\"echo 'Kept by {ns}' > /www/files/index.html\", ns)"
+)
 SHARED_CLAIM = (
     "def notes_statefulset():\n"
     "    mount = [{'name': 'data', 'mountPath': '/www/files'}]\n"
@@ -431,7 +459,9 @@ PLANTED["06-volumes"] = [
         "the claim asks ReadWriteMany, which the volume does not offer",
         {
             "answer_volume": CLAIM
-            % ("'storageClassName': 'manual', 'volumeName': VOLUME, ", "ReadWriteMany")
+            % ("'storageClassName': 'manual', 'volumeName': VOLUME, ", "ReadWriteMany"),
+            # The page pod can never start: a short wait keeps this run short.
+            "answer_page_pod": PAGE_POD_ON_THE_CLAIM,
         },
         {"test_claim_bound": 1, "test_page_served": 1, "test_page_persists": 1},
     ),

@@ -19,7 +19,7 @@ import pytest
 
 from helpers import _grading, k8s
 from helpers._grading.cleanup import remove_learner_resources
-from tests.planted import PLANTED, Planted
+from tests.planted import PLANTED, Planted, submissions
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
 REPO = Path(__file__).resolve().parent.parent
@@ -78,7 +78,7 @@ def _cleanup_students(prefix: str) -> None:
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
 def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Release the assignment in a private course folder, hand in every kind of submission and
-    grade them as a class, two at a time; their containers and pods are kept for inspection."""
+    grade them as a class, three at a time; their containers and pods are kept for inspection."""
     assignment: str = request.param
     root = tmp_path_factory.mktemp(assignment)
     shutil.copytree(REPO / "solutions" / assignment, root / "solutions" / assignment)
@@ -89,9 +89,10 @@ def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     try:
         submit(root, prefix + "solution", assignment)
         submit(root, prefix + "blank", assignment, blank=True)
-        for number, planted in enumerate(PLANTED[assignment], 1):
-            students[planted.name] = f"{prefix}planted-{number}"
-            submit(root, students[planted.name], assignment, answers=dict(planted.answers))
+        for number, group in enumerate(submissions(PLANTED[assignment]), 1):
+            answers = {cell: code for planted in group for cell, code in planted.answers.items()}
+            submit(root, f"{prefix}planted-{number}", assignment, answers=answers)
+            students.update({planted.name: f"{prefix}planted-{number}" for planted in group})
         run = _grading.grade(root, jobs=GRADING_JOBS, keep=True)
         results["run"] = run
         for name, student in students.items():
@@ -166,26 +167,29 @@ def test_blank_release_scores_zero(graded: Any) -> None:
     assert graded["blank"]["score"] == 0, graded["blank"]["tests"]
 
 
-def _planted_ids(assignment: str) -> list[str]:
-    return [p.name for p in PLANTED[assignment]]
-
-
 def test_there_are_enough_planted_wrong_answers() -> None:
     for assignment in ASSIGNMENTS:
         assert len(PLANTED.get(assignment, [])) >= 3, f"{assignment} needs 3 planted wrong answers"
 
 
 def test_each_planted_wrong_answer_loses_exactly_its_points(graded: Any) -> None:
+    """Planted answers share a submission only when they change different cells and must lose
+    different tests, so each one's lost points are read test by test from its submission."""
     full = graded["solution"]["tests"]
-    for planted in PLANTED[graded["assignment"]]:
-        result = graded[planted.name]
-        assert 0 < result["score"] < result["max_score"], (planted.name, result)
+    for group in submissions(PLANTED[graded["assignment"]]):
+        result = graded[group[0].name]
+        assert 0 < result["score"] < result["max_score"], ([p.name for p in group], result)
         lost = {
             test: full[test] - score
             for test, score in result["tests"].items()
             if score != full[test]
         }
-        assert lost == planted.loses, f"{planted.name!r}: lost {lost}, expected {planted.loses}"
+        for planted in group:
+            caught = {test: lost.pop(test, 0) for test in planted.loses}
+            assert caught == planted.loses, (
+                f"{planted.name!r}: lost {caught}, expected {planted.loses}"
+            )
+        assert not lost, f"{[p.name for p in group]}: also lost {lost}, which none should"
 
 
 def hidden_test_lines(assignment: str) -> list[str]:

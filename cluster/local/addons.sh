@@ -47,6 +47,8 @@ same_as_docker() { # IMAGE: containerd holds the very image Docker has (same con
 applied() { kubectl -n kube-system get configmap course-addons -o 'jsonpath={.data.applied}' 2>/dev/null; }
 
 if [ "${1:-}" != --force ] && in_containerd && [ "$(applied)" = "$wanted" ]; then
+  # (a restarted API server reaches metrics-server again a few seconds later)
+  wait_for_apiservice v1beta1.metrics.k8s.io 60
   ok "add-ons in place: CoreDNS $COREDNS_VERSION, metrics-server $METRICS_SERVER_VERSION, local-path $LOCAL_PATH_VERSION"
   exit 0
 fi

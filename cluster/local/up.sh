@@ -107,6 +107,15 @@ if [ ! -f "$pki/front-proxy-ca.crt" ]; then
     -days 3650 -subj "/CN=front-proxy-ca" 2>/dev/null
 fi
 issue_cert front-proxy-client "/CN=front-proxy-client" "" front-proxy-ca
+# etcd answers only clients with a certificate from its own CA (the API server), as kubeadm sets
+# it up: anything else on this machine, a graded notebook included, reaches the cluster's data
+# only through the API server's authentication and RBAC.
+if [ ! -f "$pki/etcd-ca.crt" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/etcd-ca.key" -out "$pki/etcd-ca.crt" \
+    -days 3650 -subj "/CN=etcd-ca" 2>/dev/null
+fi
+issue_cert etcd-server "/CN=course-etcd" "IP:127.0.0.1,DNS:localhost" etcd-ca
+issue_cert apiserver-etcd-client "/CN=kube-apiserver-etcd-client" "" etcd-ca
 issue_cert apiserver "/CN=kube-apiserver" \
   "IP:127.0.0.1,IP:$POD_GATEWAY,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 issue_cert admin "/O=system:masters/CN=course-admin"
@@ -170,16 +179,23 @@ wait_for() { # NAME SECONDS CHECK...: wait_for_component with the component's ow
 }
 
 step "Starting etcd $ETCD_VERSION"
-start etcd "$BIN_DIR/etcd" --name course --data-dir "$STATE_DIR/etcd" \
-  --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-  --initial-cluster course=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381
-wait_for etcd 30 "$BIN_DIR/etcdctl" --endpoints http://127.0.0.1:2379 endpoint health
+etcd_tls=(--cert-file="$pki/etcd-server.crt" --key-file="$pki/etcd-server.key"
+  --client-cert-auth --trusted-ca-file="$pki/etcd-ca.crt"
+  --peer-cert-file="$pki/etcd-server.crt" --peer-key-file="$pki/etcd-server.key"
+  --peer-client-cert-auth --peer-trusted-ca-file="$pki/etcd-ca.crt")
+start etcd "$BIN_DIR/etcd" --name course --data-dir "$STATE_DIR/etcd" "${etcd_tls[@]}" \
+  --listen-client-urls https://127.0.0.1:2379 --advertise-client-urls https://127.0.0.1:2379 \
+  --listen-peer-urls https://127.0.0.1:2380 --initial-advertise-peer-urls https://127.0.0.1:2380 \
+  --initial-cluster course=https://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381
+wait_for etcd 30 "$BIN_DIR/etcdctl" --endpoints https://127.0.0.1:2379 --cacert "$pki/etcd-ca.crt" \
+  --cert "$pki/apiserver-etcd-client.crt" --key "$pki/apiserver-etcd-client.key" endpoint health
 ok "etcd answers"
 
 step "Starting kube-apiserver $K8S_VERSION"
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
-  --etcd-servers=http://127.0.0.1:2379 --bind-address=0.0.0.0 --secure-port=6443 \
+  --etcd-servers=https://127.0.0.1:2379 --etcd-cafile="$pki/etcd-ca.crt" \
+  --etcd-certfile="$pki/apiserver-etcd-client.crt" --etcd-keyfile="$pki/apiserver-etcd-client.key" \
+  --bind-address=0.0.0.0 --secure-port=6443 \
   --advertise-address="$POD_GATEWAY" --service-cluster-ip-range="$SERVICE_CIDR" \
   --client-ca-file="$pki/ca.crt" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
   --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
