@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument(
         "--students", type=int, default=30, help="students per chapter in the grading benchmark"
     )
+    bench_cmd.add_argument(
+        "--jobs", type=int, default=None, help="submissions at a time in the class run"
+    )
     grade_cmd = commands.add_parser(
         "grade", help="grade the class: autograde, feedback, grades.csv (exit 3: some need you)"
     )
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             from ._bench import grading, main
 
             if args.grading_only:
-                grading(students=args.students)
+                grading(students=args.students, jobs=args.jobs)
             else:
                 main(students=args.students)
             return 0

@@ -205,7 +205,11 @@ def scaling_and_updates(ns: str) -> None:
         line(f"failed requests during the update, {name}", f"{failed} of {sum(counts.values())}")
 
 
-def grading(students: int = 30, chapters: tuple[str, ...] = ("01-containers", "03-pods")) -> None:
+def grading(
+    students: int = 30,
+    chapters: tuple[str, ...] = ("01-containers", "03-pods"),
+    jobs: int | None = None,
+) -> None:
     """Grading a class: ``students`` students hand in each chapter (the solution and the planted
     wrong answers of tests/planted.py, in turn). The same folder is graded one submission at a
     time with nbgrader's own autograde (then the same cleanup the class run does, or chapter 03
@@ -304,7 +308,7 @@ def grading(students: int = 30, chapters: tuple[str, ...] = ("01-containers", "0
 
         def class_run() -> run.ClassRun:
             with open(os.devnull, "w") as quiet:
-                return run.grade(parallel_root, out=quiet)
+                return run.grade(parallel_root, jobs=jobs, out=quiet)
 
         line("grading: submissions (students x chapters)", f"{n} ({students} x {len(chapters)})")
         # Other work on this machine changes both numbers: the load before each run says how much.
