@@ -8,16 +8,22 @@ student id in the roster:
   own, with a ResourceQuota (pods, claims, storage) and a LimitRange (a default request and limit
   for containers that set none);
 - a ServiceAccount ``course-classroom/<student>``, allowed the built-in ``edit`` role in those
-  namespaces only (not their quota, not roles), to read nodes, storage classes, volumes and
-  kube-system (the architecture chapter looks there), and to get its own namespaces by name;
+  namespaces only (not roles), quotas of their own there (chapter 04 makes one), to read nodes,
+  storage classes, volumes and kube-system (the architecture chapter looks there), to get its
+  own namespaces by name, and to make and delete PersistentVolumes of their own (chapter 06);
+- an admission policy (a ValidatingAdmissionPolicy, checked by the API server itself) that holds
+  that account to its own things where RBAC cannot name them: its volumes are named after its
+  namespaces, are "manual" hostPath folders under its own folder of the volumes directory, and
+  are reserved only for its own claims; its "manual" claims name its own volume; the quota and
+  limits named ``student`` stay as the instructor made them;
+- Pod Security ``baseline`` enforced in its namespaces: no privileged pods, no host folders, no
+  host network (a pod with the node's / mounted would be the whole node);
 - a kubeconfig, ``classroom/<student id>/kubeconfig``, holding a token of that account.
 
 A student's id becomes the same prefix ``helpers`` gives their work (``learner_label``), so the
 lessons run unchanged with ``KUBECONFIG`` pointing at that file and ``COURSE_LEARNER`` set to the
 id. ``make grade`` uses the file when it exists. Running it again is harmless (server-side apply);
-``make classroom-down`` removes it all. What it cannot do: chapter 06's PersistentVolumes belong
-to the whole cluster, so a student cannot make one (the instructor makes them, or uses claims of
-the default class).
+``make classroom-down`` removes it all.
 """
 
 from __future__ import annotations
@@ -30,16 +36,20 @@ from typing import Any
 
 import yaml
 
+from ._classroom_policy import ACCOUNTS, LABEL, OWN, admission_policy
 from ._cluster import kubeconfig_path
 from ._errors import CourseError
 from ._identity import Chapter, learner_label
 from ._output import step
 
-ACCOUNTS = "course-classroom"  # the namespace of the students' ServiceAccounts
 STUDENTS_GROUP = f"system:serviceaccounts:{ACCOUNTS}"
-LABEL = "course.classroom"
 TOKEN_SECONDS = 90 * 24 * 3600  # a term
 QUOTA = {"pods": "30", "persistentvolumeclaims": "10", "requests.storage": "20Gi"}
+# What a pod in a student's namespace may not do: privileged, host folders, host network.
+POD_SECURITY = {
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/warn": "baseline",
+}
 
 
 def read_roster(path: Path) -> list[str]:
@@ -127,6 +137,18 @@ def _shared_objects() -> list[dict[str, Any]]:
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "course-student-quotas", "labels": labels},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["resourcequotas"],
+                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
             "metadata": {"name": "course-student", "labels": labels},
             "roleRef": {
@@ -164,6 +186,7 @@ def _student_objects(student: str, chapters: Iterable[str], pods: int) -> list[d
             "kind": "ServiceAccount",
             "metadata": {"name": label, "namespace": ACCOUNTS, "labels": {LABEL: "student"}},
         },
+        *admission_policy(label, namespaces),  # before the rights it holds to their own
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
@@ -174,7 +197,12 @@ def _student_objects(student: str, chapters: Iterable[str], pods: int) -> list[d
                     "resources": ["namespaces"],
                     "resourceNames": namespaces,
                     "verbs": ["get"],
-                }
+                },
+                {  # which volumes are theirs: the admission policy says
+                    "apiGroups": [""],
+                    "resources": ["persistentvolumes"],
+                    "verbs": ["create", "update", "patch", "delete"],
+                },
             ],
         },
         {
@@ -196,7 +224,21 @@ def _student_objects(student: str, chapters: Iterable[str], pods: int) -> list[d
             {
                 "apiVersion": "v1",
                 "kind": "Namespace",
-                "metadata": {"name": ns, "labels": {**chapter.labels, LABEL: "student"}},
+                "metadata": {
+                    "name": ns,
+                    "labels": {**chapter.labels, LABEL: "student", **POD_SECURITY},
+                },
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "student-quotas", "namespace": ns},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "course-student-quotas",
+                },
+                "subjects": account,
             },
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -212,19 +254,21 @@ def _student_objects(student: str, chapters: Iterable[str], pods: int) -> list[d
             {
                 "apiVersion": "v1",
                 "kind": "ResourceQuota",
-                "metadata": {"name": "student", "namespace": ns},
+                "metadata": {"name": OWN, "namespace": ns},
                 "spec": {"hard": {**QUOTA, "pods": str(pods)}},
             },
             {
                 "apiVersion": "v1",
                 "kind": "LimitRange",
-                "metadata": {"name": "student", "namespace": ns},
+                "metadata": {"name": OWN, "namespace": ns},
                 "spec": {
                     "limits": [
                         {
                             "type": "Container",
                             "defaultRequest": {"cpu": "20m", "memory": "32Mi"},
-                            "default": {"cpu": "500m", "memory": "256Mi"},
+                            # No CPU limit: CPU is shared, not lost, and a limit would refuse
+                            # a request sized to the node (chapter 04). Memory is bounded.
+                            "default": {"memory": "256Mi"},
                         }
                     ]
                 },
@@ -261,6 +305,29 @@ def _wait_for_terminating(namespaces: Iterable[str]) -> None:
             wait(f"namespace/{name}", "deleted", timeout=180)
 
 
+def _wait_for_policy(name: str) -> None:
+    """Until the API server has checked the admission policy (its rules in force): a typo in a
+    rule is a bug of ours, said at once, not a classroom that lets everything through."""
+    from ._deadline import poll
+    from ._k8s.client import request
+
+    path = f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/{name}"
+
+    def checked() -> dict[str, Any] | None:
+        policy = request("GET", path, what=f"the admission policy {name}")
+        status = policy.get("status") or {}
+        done = status.get("observedGeneration", 0) >= policy["metadata"].get("generation", 1)
+        return status if done else None
+
+    status = poll(checked, timeout=30, what=f"the API server to check the admission policy {name}")
+    warnings = (status.get("typeChecking") or {}).get("expressionWarnings") or []
+    if warnings:
+        raise CourseError(
+            f"The admission policy {name} has rules the API server cannot check: {warnings}.",
+            hint="This is a bug of the course: please report it with this message.",
+        )
+
+
 def up(
     students: Iterable[str], chapters: Iterable[str], out: Path, *, pods: int = 30
 ) -> dict[str, Path]:
@@ -282,6 +349,8 @@ def up(
             _wait_for_terminating([Chapter(name, label).namespace for name in chapters])
             for document in _student_objects(student, chapters, pods):
                 apply(document, document["metadata"].get("namespace"))
+            for kind in ("quotas", "volumes", "claims"):
+                _wait_for_policy(f"course-student-{label}-{kind}")
             token = request(
                 "POST",
                 f"/api/v1/namespaces/{ACCOUNTS}/serviceaccounts/{label}/token",
@@ -306,13 +375,22 @@ def down(out: Path | None = None) -> list[str]:
     from ._k8s.objects import delete, list_objects
 
     deleted = []
-    for kind in ("namespaces", "clusterrolebindings", "clusterroles"):
+    kinds = ("validatingadmissionpolicybindings", "validatingadmissionpolicies")
+    for kind in ("namespaces", "clusterrolebindings", "clusterroles", *kinds):
         for found in list_objects(kind, selector=LABEL):
             # Deletion is in the foreground: a role stays listed for a moment after the call.
             # Namespaces take longer; `make classroom` waits for them if they are still going.
             delete(f"{kind}/{found.name}", wait_until_gone=kind != "namespaces", timeout=30)
             deleted.append(f"{found.kind.lower()}/{found.name}")
     delete("rolebinding/course-students-view", "kube-system", wait_until_gone=False)
+    # The students' volumes belong to no namespace: named after one of theirs, they go too.
+    namespaces = tuple(
+        f"{name.split('/', 1)[1]}-" for name in deleted if name.startswith("namespace/")
+    )
+    for found in list_objects("persistentvolumes") if namespaces else []:
+        if found.name.startswith(namespaces):
+            delete(f"pv/{found.name}", wait_until_gone=False)
+            deleted.append(f"persistentvolume/{found.name}")
     if out is not None and out.is_dir():
         shutil.rmtree(out)
     return deleted

@@ -41,8 +41,12 @@ SUBMISSION_TIMEOUT = 40  # an honest submission takes 5-15 s
 MARK = 7_654_321  # in the command line of the processes a submission leaves behind
 
 
-def _cell(source: str, kind: str | None = None, grade_id: str = "", points: int = 0) -> Any:
+def _cell(
+    source: str, kind: str | None = None, grade_id: str = "", points: int = 0, rerun: bool = False
+) -> Any:
     cell = new_code_cell(source)
+    if rerun:
+        cell.metadata["tags"] = ["rerun-by-grader"]
     if kind == "answer":
         cell.metadata["nbgrader"] = {
             "grade": False,
@@ -63,6 +67,9 @@ def _cell(source: str, kind: str | None = None, grade_id: str = "", points: int 
     return cell
 
 
+SETUP = (
+    f'import helpers\nfrom helpers import check, docker, k8s\n\nme = helpers.setup("{ASSIGNMENT}")'
+)
 RUN_BOTH = """### BEGIN SOLUTION
 docker.run("course/web:v1", "web")
 pod = {
@@ -82,11 +89,11 @@ def assignment_notebook() -> Any:
         "display_name": "Python 3",
         "language": "python",
     }
+    # The grader runs both tests again in a kernel of its own, set up by this code (rerun.py).
+    notebook.metadata["course"] = {"grader_setup": SETUP}
     notebook.cells = [
         new_markdown_cell("# Grading machinery\nA tiny assignment for the class-run tests."),
-        _cell(
-            f'import helpers\nfrom helpers import check, docker, k8s\n\nme = helpers.setup("{ASSIGNMENT}")'
-        ),
+        _cell(SETUP),
         _cell("### BEGIN SOLUTION\ntotal = 2 + 3\n### END SOLUTION", "answer", "answer_total"),
         _cell(
             'check.answered(total, what="total", kind=int)\n### BEGIN HIDDEN TESTS\n'
@@ -94,6 +101,7 @@ def assignment_notebook() -> Any:
             "test",
             "test_total",
             2,
+            rerun=True,
         ),
         _cell(RUN_BOTH, "answer", "answer_run"),
         _cell(
@@ -102,6 +110,7 @@ def assignment_notebook() -> Any:
             "test",
             "test_running",
             1,
+            rerun=True,
         ),
     ]
     return notebook
@@ -154,6 +163,9 @@ HUGE = "print('x' * 3_000_000)\ntotal = 2 + 3"
 EXITS = "import os\nos._exit(3)"
 KILLS_PARENT = "import os, signal\nos.kill(os.getppid(), signal.SIGTERM)"
 TAMPERS = "check.equal = lambda *args, **kwargs: None\ntotal = 4"
+# Turns every later cell (tests, and answers) into nothing.
+TRANSFORMS = """get_ipython().input_transformers_post.append(lambda lines: ["pass\\n"])
+total = 4"""
 # Reaches for the grades, the answers and the other students (absolute paths and relative ones
 # from the graded folder); records what it could reach and earns its points honestly.
 SNOOPS = """from pathlib import Path
@@ -273,11 +285,18 @@ def build_class(root: Path, prefix: str) -> dict[str, dict[str, Any]]:
             "status": "kernel died",
             "reason": "(answer_total)",
         },
-        # Switches the check off, then answers wrong: nbgrader gives it the points, the flag
-        # tells the instructor.
+        # Switch the checks off, then answer wrong (or not at all): plain nbgrader gives them
+        # the points; the grader's own rerun of the tests takes them back, the flag tells the
+        # instructor.
         "tampers": {
             "nb": _with(solution, answer_total=TAMPERS),
             "status": graded,
+            "alone": False,
+        },
+        "transforms": {
+            "nb": _with(solution, answer_total=TRANSFORMS),
+            "status": graded,
+            "alone": False,
         },
         "hurts": {
             "nb": _with(
@@ -461,6 +480,8 @@ def test_gradable_students_score_what_nbgrader_gives_them_alone(
     assert scores["full"] == 3 and scores["partial"] == 1 and scores["blank"] == 0, scores
     assert scores["huge"] == 3 and scores["hugewrong"] == 1, scores
     assert run[f"{prefix}signals/{ASSIGNMENT}"].score == 1, "its own work: the run's pod only"
+    assert run[f"{prefix}tampers/{ASSIGNMENT}"].score == 1, "test_total rerun: total is 4"
+    assert run[f"{prefix}transforms/{ASSIGNMENT}"].score == 0, "both tests rerun: no work"
 
 
 @integration
@@ -542,6 +563,11 @@ def test_a_notebook_that_replaces_a_check_is_flagged_in_the_csv_feedback_and_exi
     root, prefix, run = graded_class["root"], graded_class["prefix"], graded_class["run"]
     outcome = run[f"{prefix}tampers/{ASSIGNMENT}"]
     assert outcome.graded and "answer_total: replaces check.equal" in outcome.flags, outcome
+    assert "test_total passed in the notebook's kernel and failed when the grader ran it" in (
+        outcome.flags
+    ), outcome
+    transforms = run[f"{prefix}transforms/{ASSIGNMENT}"].flags
+    assert "input transformer" in transforms and "test_running passed" in transforms, transforms
     assert outcome in run.needs_instructor()
     rows = _grading.read_csv(root / "grades.csv")
     flags = {row["student_id"]: row["flags"] for row in rows if row["assignment"] == ASSIGNMENT}
@@ -549,6 +575,7 @@ def test_a_notebook_that_replaces_a_check_is_flagged_in_the_csv_feedback_and_exi
     assert not flags[f"{prefix}full"] and not flags[f"{prefix}snoops"], "honest work is not flagged"
     page = next((root / "feedback" / f"{prefix}tampers" / ASSIGNMENT).glob("*.html")).read_text()
     assert "Flagged for your instructor" in page
+    assert "ran this test again in a kernel of its own" in page, "the feedback says why it failed"
 
 
 @integration

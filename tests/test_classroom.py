@@ -88,6 +88,116 @@ def test_a_student_works_in_their_namespace_and_nowhere_else(classroom: dict[str
     assert core.list_node().items, "nodes are readable (the architecture chapter)"
 
 
+def volume(name: str, path: str, storage_class: str = "manual", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "storageClassName": storage_class,
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": path, "type": "DirectoryOrCreate"},
+            **spec,
+        },
+    }
+
+
+def claim(name: str, volume_name: str | None, storage_class: str = "manual") -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "storageClassName": storage_class,
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    if volume_name:
+        spec["volumeName"] = volume_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def test_a_student_makes_quotas_and_volumes_of_their_own_and_no_one_elses(
+    classroom: dict[str, Any],
+) -> None:
+    """Chapters 04 (a quota) and 06 (a volume) as a student: allowed for their own, refused
+    (403, with the rule in the message) for the instructor's quota and for volumes and claims
+    that would reach another student's folder or volume."""
+    ada, other = classroom["ids"][0], classroom["ids"][1]
+    mine, theirs = namespace_of(ada), namespace_of(other)
+    core, rival = api(classroom["files"][ada]), api(classroom["files"][other])
+    folder = "/var/lib/cloud-native-course/volumes"
+    quota = {"metadata": {"name": "node-sized"}, "spec": {"hard": {"requests.cpu": "1"}}}
+    made: list[str] = []
+    try:
+        core.create_namespaced_resource_quota(mine, quota)
+        core.delete_namespaced_resource_quota("node-sized", mine)
+        assert refused(core.delete_namespaced_resource_quota, "student", mine) == 403
+        assert refused(core.delete_namespaced_limit_range, "student", mine) == 403
+
+        core.create_persistent_volume(volume(f"{mine}-page", f"{folder}/{mine}/page"))
+        made.append(f"{mine}-page")
+        rival.create_persistent_volume(volume(f"{theirs}-page", f"{folder}/{theirs}/page"))
+        made.append(f"{theirs}-page")
+        assert refused(rival.delete_persistent_volume, f"{mine}-page") == 403
+        attempts = {
+            "another's name": volume(f"{theirs}-x", f"{folder}/{mine}/x"),
+            "the node's /": volume(f"{mine}-root", "/"),
+            "another's folder": volume(f"{mine}-up", f"{folder}/{mine}/../{theirs}/page"),
+            "a dynamic class": volume(f"{mine}-std", f"{folder}/{mine}/std", "standard"),
+            "reserved for another": volume(
+                f"{mine}-for", f"{folder}/{mine}/for", claimRef={"namespace": theirs, "name": "c"}
+            ),
+        }
+        for what, manifest in attempts.items():
+            with pytest.raises(ApiException) as caught:
+                core.create_persistent_volume(manifest)
+                made.append(manifest["metadata"]["name"])
+            if what == "another's folder":  # the API server itself refuses '..' in a path
+                assert caught.value.status == 422 and ".." in str(caught.value.body), what
+                continue
+            assert caught.value.status == 403, what
+            assert "Classroom:" in str(caught.value.body), (what, caught.value.body)
+        assert (
+            refused(
+                core.create_namespaced_persistent_volume_claim,
+                mine,
+                claim("steal", f"{theirs}-page"),
+            )
+            == 403
+        )
+        assert (
+            refused(core.create_namespaced_persistent_volume_claim, mine, claim("any", None)) == 403
+        )
+        core.create_namespaced_persistent_volume_claim(mine, claim("page", f"{mine}-page"))
+        core.delete_persistent_volume(f"{mine}-page")
+        made.remove(f"{mine}-page")
+    finally:
+        for name in made:
+            k8s.delete(f"pv/{name}", wait_until_gone=False)
+
+
+def test_a_student_pod_cannot_have_the_node(classroom: dict[str, Any]) -> None:
+    """Pod Security baseline in a student's namespaces: a privileged pod, or one with a host
+    folder, would be the whole node (every student's files, the instructor's credentials)."""
+    ada = classroom["ids"][0]
+    ns = namespace_of(ada)
+    core = api(classroom["files"][ada])
+    privileged = sleeper("root")
+    privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    host = sleeper("host")
+    host["spec"]["volumes"] = [{"name": "node", "hostPath": {"path": "/"}}]
+    host["spec"]["containers"][0]["volumeMounts"] = [{"name": "node", "mountPath": "/node"}]
+    network = sleeper("net")
+    network["spec"]["hostNetwork"] = True
+    for pod in (privileged, host, network):
+        with pytest.raises(ApiException) as caught:
+            core.create_namespaced_pod(ns, pod)
+        assert caught.value.status == 403 and "baseline" in str(caught.value.body), pod
+
+
 def test_pods_past_the_quota_are_refused(classroom: dict[str, Any]) -> None:
     student = classroom["ids"][2]
     ns = namespace_of(student)
@@ -97,7 +207,7 @@ def test_pods_past_the_quota_are_refused(classroom: dict[str, Any]) -> None:
     assert refused(core.create_namespaced_pod, ns, sleeper("three")) == 403
     pod = core.read_namespaced_pod("one", ns)
     limits = pod.spec.containers[0].resources.limits
-    assert limits == {"cpu": "500m", "memory": "256Mi"}, "the LimitRange's default applies"
+    assert limits == {"memory": "256Mi"}, "the LimitRange's default applies"
 
 
 def test_the_lessons_first_cells_work_with_a_student_kubeconfig(
@@ -188,3 +298,33 @@ def _grading_score(root: Path, student: str) -> float:
     from tests.test_class_grading import OTHER
 
     return float(_grading.scores(root, OTHER, student)["score"])
+
+
+@pytest.mark.slow
+def test_chapters_04_and_06_earn_every_point_with_a_students_own_kubeconfig(
+    tmp_path: Path,
+) -> None:
+    """Graded as the class is graded, with the student's classroom kubeconfig: 04's hidden test
+    makes a ResourceQuota, 06 makes a PersistentVolume and its folder. The solutions earn every
+    point, so neither exercise needs the instructor's credentials."""
+    import shutil
+
+    from helpers import _grading
+    from helpers.__main__ import main
+
+    root = tmp_path / "course"
+    student = f"v{int(time.time()) % 100000}-ada"
+    chapters = ["04-deployments", "06-volumes"]
+    for chapter in chapters:
+        shutil.copytree(REPO / "solutions" / chapter, root / "solutions" / chapter)
+        folder = root / "submitted" / student / chapter
+        folder.mkdir(parents=True)
+        shutil.copy(REPO / "solutions" / chapter / f"{chapter}.ipynb", folder)
+    try:
+        _classroom.up([student], chapters, root / "classroom")
+        assert main(["grade", "--root", str(root)]) == 0
+        for chapter in chapters:
+            scores = _grading.scores(root, chapter, student)
+            assert scores["score"] == scores["max_score"], (chapter, scores)
+    finally:
+        _classroom.down(root / "classroom")

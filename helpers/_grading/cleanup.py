@@ -25,7 +25,8 @@ def learner_of(student: str) -> str:
 class Removed:
     containers: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
-    namespaces: list[str] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)  # deleted
+    emptied: list[str] = field(default_factory=list)  # a classroom's: emptied, kept
     cluster_objects: list[str] = field(default_factory=list)  # volumes: in no namespace
     problems: list[str] = field(default_factory=list)
 
@@ -36,6 +37,7 @@ class Removed:
                 ("container(s)", self.containers),
                 ("image(s)", self.images),
                 ("namespace(s)", self.namespaces),
+                ("emptied classroom namespace(s)", self.emptied),
                 ("volume(s)", self.cluster_objects),
             )
         ]
@@ -81,12 +83,23 @@ def wait_gone(namespaces: list[str], timeout: float) -> list[str]:
 
 def _cluster(learner: str, removed: Removed, timeout: float | None) -> None:
     from .._k8s.client import request
-    from .._k8s.objects import delete_cluster_objects, list_objects
+    from .._k8s.objects import delete_cluster_objects, empty_namespace, list_objects
 
     removed.cluster_objects.extend(delete_cluster_objects(learner))  # volumes outlive namespaces
 
     found = list_objects("namespaces", selector=f"course.learner={learner}")
     for ns in found:
+        if ns.labels.get("course.classroom") == "student":
+            # The classroom's (make classroom): it keeps its quota and the student's access.
+            request(
+                "DELETE",
+                f"/api/v1/namespaces/{ns.name}/pods",
+                body={"gracePeriodSeconds": 0},
+                what=f"deleting the pods in {ns.name}",
+            )
+            empty_namespace(ns.name, timeout=0)
+            removed.emptied.append(ns.name)
+            continue
         if ns.status.get("phase") != "Terminating":
             try:
                 # The pods go at once (no grace period): a graded notebook's, not a service.
@@ -101,7 +114,7 @@ def _cluster(learner: str, removed: Removed, timeout: float | None) -> None:
                 continue
         removed.namespaces.append(ns.name)
     volumes = volumes_folder()
-    for name in removed.namespaces:
+    for name in removed.namespaces + removed.emptied:
         # A Retain volume's files stay on the node: a regrade must not find this run's.
         if volumes is not None:
             shutil.rmtree(volumes / name, ignore_errors=True)

@@ -55,12 +55,13 @@ def _memory_available() -> int | None:
 
 
 def default_jobs() -> int:
-    """One submission per core, fewer if memory is short: a kernel waiting on the cluster leaves
-    its core to the cluster's own processes, which share this machine."""
+    """One submission more than there are cores, fewer if memory is short: a grading kernel
+    mostly waits on the cluster and the engine (pods starting, rollouts), and while it waits
+    another one can run. Measured on 2 cores: 3 at a time graded a class faster than 2."""
     if hasattr(os, "sched_getaffinity"):
         cores = len(os.sched_getaffinity(0))
     else:
         cores = os.cpu_count() or 1
     memory = _memory_available()
-    by_memory = cores if memory is None else memory // MEMORY_PER_JOB
-    return max(1, min(cores, by_memory, 8))
+    by_memory = cores + 1 if memory is None else memory // MEMORY_PER_JOB
+    return max(1, min(cores + 1, by_memory, 8))

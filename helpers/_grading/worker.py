@@ -26,14 +26,14 @@ from typing import Any
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 
-from . import sandbox, tampering
+from . import rerun, sandbox, tampering
 from .cleanup import learner_of
 from .containment import Containment
 from .course import api, config
 from .engine_guard import EngineGuard
 from .execute import CUT_MARK, CappedExecute
 from .outcome import CHECKSUM, ERROR, GRADED, INVALID, KERNEL_DIED, TIMED_OUT, one_line
-from .workfiles import LOG, PROGRESS, RESULT, running_cell, where
+from .workfiles import LOG, PROGRESS, RERUNS, RESULT, running_cell, where
 
 
 class RecordingAutograde(Autograde):  # type: ignore[misc]  # nbgrader is untyped
@@ -184,6 +184,11 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     extra.CappedExecute.cell_output_limit = job["cell_output_limit"]
     extra.CappedExecute.notebook_output_limit = job["notebook_output_limit"]
     extra.CappedExecute.progress_file = str(root / PROGRESS)
+    extra.CappedExecute.reruns = rerun.plans(root / "solutions" / assignment)
+    extra.CappedExecute.rerun_folder = str(root / "grader-checks")
+    extra.CappedExecute.rerun_record = str(root / RERUNS)
+    # Its folder is not the student's: it learns whose work it checks from the environment.
+    extra.CappedExecute.rerun_env = {"COURSE_LEARNER": student}
     # The kernel talks to the grader over Unix sockets in a folder of this grading's own: TCP
     # ports picked free by one grader can be taken by another before its kernel binds them.
     sockets = root / "kernel"
@@ -261,6 +266,13 @@ def _flag(root: Path, student: str, assignment: str) -> str:
         for path in sorted((root / "submitted" / student / assignment).glob("*.ipynb"))
         for finding in tampering.flags(json.loads(path.read_text()))
     ]
+    if (root / RERUNS).exists():
+        for line in (root / RERUNS).read_text().splitlines():
+            failed = json.loads(line)
+            found.append(
+                f"{failed['grade_id']} passed in the notebook's kernel and failed when the "
+                f"grader ran it again in its own ({one_line(failed['error'])})"
+            )
     if not found:
         return ""
     note = (

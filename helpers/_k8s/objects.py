@@ -171,7 +171,8 @@ def delete_namespace(
     try:
         request("DELETE", f"/api/v1/namespaces/{name}", what=f"deleting namespace {name}")
     except Forbidden:  # a classroom's student account: the namespace stays, emptied
-        _empty_namespace(name, timeout if wait_until_gone else 0)
+        with step(f"Emptying namespace {name} (you may not delete it: it stays)"):
+            empty_namespace(name, timeout if wait_until_gone else 0)
         return
     if wait_until_gone:
         with step(f"Deleting namespace {name} and everything in it"):
@@ -195,24 +196,26 @@ EMPTIED = (
 )
 
 
-def _empty_namespace(name: str, timeout: float) -> None:
+def empty_namespace(name: str, timeout: float) -> None:
     """Delete everything of the kinds above in the namespace (what ``kubectl delete all,pvc,
-    cm,secret --all`` does), then wait up to ``timeout`` s for its pods to be gone."""
+    cm,secret --all`` does) and its quotas but the classroom's own, then wait up to ``timeout``
+    s for its pods to be gone."""
     from .waiting import wait
 
-    with step(f"Emptying namespace {name} (you may not delete it: it stays)"):
-        for kind in EMPTIED:
-            try:
-                request(
-                    "DELETE",
-                    resolve(kind).collection(name),
-                    body={"propagationPolicy": "Background"},
-                    what=f"deleting the {kind} in {name}",
-                )
-            except (Forbidden, ObjectNotFound):
-                continue  # a kind this account may not touch, or this server does not serve
-        for pod in list_objects("pods", name) if timeout else []:
-            wait(f"pod/{pod.name}", "deleted", name, timeout=timeout)
+    for kind in (*EMPTIED, "resourcequotas"):
+        try:
+            request(
+                "DELETE",
+                resolve(kind).collection(name),
+                body={"propagationPolicy": "Background"},
+                # The classroom's quota (named student) is the instructor's: it stays.
+                query={"fieldSelector": "metadata.name!=student"},
+                what=f"deleting the {kind} in {name}",
+            )
+        except (Forbidden, ObjectNotFound):
+            continue  # a kind this account may not touch, or this server does not serve
+    for pod in list_objects("pods", name) if timeout else []:
+        wait(f"pod/{pod.name}", "deleted", name, timeout=timeout)
 
 
 # --- manifests and apply --------------------------------------------------------------------
