@@ -164,9 +164,13 @@ class CappedExecute(Execute):  # type: ignore[misc]  # nbgrader is untyped
 
     async def _boot_checker(self) -> Any:
         manager = self.kernel_manager_class(kernel_name=self.km.kernel_name, config=self.config)
-        if self.km.transport == "ipc":  # its sockets next to the student kernel's
+        if self.km.transport == "ipc":
+            # Its sockets in a folder of their own: the student's sandbox can write to the
+            # folder of its kernel's sockets, and must not reach these.
+            sockets = Path(self.km.ip).parent.with_name("grader-kernel")
+            sockets.mkdir(mode=0o700, exist_ok=True)
             manager.transport = "ipc"
-            manager.ip = str(Path(self.km.ip).with_name("grader"))
+            manager.ip = str(sockets / "k")
         folder = Path(self.rerun_folder) if self.rerun_folder else Path.cwd() / "grader-checks"
         folder.mkdir(parents=True, exist_ok=True)
         self._checker_manager = manager
