@@ -263,7 +263,9 @@ def test_classroom_down_removes_every_namespace_and_role(classroom: dict[str, An
     assert not classroom["out"].exists()
 
 
-def test_make_grade_grades_a_student_with_their_classroom_kubeconfig(tmp_path: Path) -> None:
+def test_make_grade_grades_a_student_with_their_classroom_kubeconfig(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The graded notebook asks the cluster to list every namespace: with the student's own
     kubeconfig it is refused, and only then does the answer earn its point."""
     import nbformat
@@ -287,8 +289,10 @@ def test_make_grade_grades_a_student_with_their_classroom_kubeconfig(tmp_path: P
         _classroom.up([student], [OTHER], root / "classroom")
         assert main(["grade", "--root", str(root), "--jobs", "1"]) == 0
         assert _grading_score(root, student) == 1, "graded with the student's own credentials"
+        assert "graded with your kubeconfig" not in capsys.readouterr().out
         assert main(["grade", "--root", str(root), "--force", "--no-classroom"]) == 0
         assert _grading_score(root, student) == 0, "with the instructor's, the listing works"
+        assert "1 student(s) graded with your kubeconfig" in capsys.readouterr().out
     finally:
         _classroom.down(root / "classroom")
 

@@ -62,13 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     accounts = args.root / "classroom"
+    with_yours: set[str] = set()
 
     def environment(student: str) -> dict[str, str]:
         # With a classroom (make classroom), each notebook is graded with its student's own
         # kubeconfig: it reaches only that student's namespaces.
         kubeconfig = accounts / student / "kubeconfig"
-        mine = kubeconfig.is_file() and not args.no_classroom
-        return {"KUBECONFIG": str(kubeconfig)} if mine else {}
+        if kubeconfig.is_file() and not args.no_classroom:
+            return {"KUBECONFIG": str(kubeconfig)}
+        with_yours.add(student)
+        return {}
 
     try:
         run = grade(
@@ -88,4 +91,10 @@ def main(args: argparse.Namespace) -> int:
         return 130
     print()
     print(run)
+    if with_yours:
+        print(
+            f" ! {len(with_yours)} student(s) graded with your kubeconfig (no "
+            "classroom/<id>/kubeconfig, or CLASSROOM=0): their notebooks could reach other "
+            "students' namespaces. make classroom ROSTER=students.csv gives each their own."
+        )
     return run.exit_code
