@@ -11,6 +11,7 @@ class Planted:
     name: str
     answers: dict[str, str]  # grade_id of an answer cell -> the wrong code
     loses: dict[str, float] = field(default_factory=dict)  # grade_id of a test -> points lost
+    flagged: bool = False  # it switches a check off: its grade is flagged for the instructor
 
 
 def submissions(planted: list[Planted]) -> list[list[Planted]]:
@@ -125,6 +126,7 @@ PLANTED: dict[str, list[Planted]] = {
             "the check switched off instead of stopping the shop",
             {"answer_stop": "check.container_stopped = lambda *args, **kwargs: None"},
             {"test_stopped": 1},
+            flagged=True,
         ),
     ],
 }

@@ -95,6 +95,7 @@ def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             students.update({planted.name: f"{prefix}planted-{number}" for planted in group})
         run = _grading.grade(root, jobs=GRADING_JOBS, keep=True)
         results["run"] = run
+        results["students"] = students
         for name, student in students.items():
             outcome = run[f"{student}/{assignment}"]
             if outcome.graded:
@@ -151,10 +152,13 @@ def test_validator_passes_the_source(graded: Any) -> None:
         remove_learner_resources("pytest", timeout=None)  # the validator ran as this learner
 
 
-def test_every_submission_is_graded(graded: Any) -> None:
-    run = graded["run"]
-    assert not run.needs_instructor(), run
-    assert run.exit_code == 0
+def test_every_submission_is_graded_and_only_switched_off_checks_are_flagged(graded: Any) -> None:
+    run, students = graded["run"], graded["students"]
+    assert all(outcome.graded for outcome in run.outcomes), run
+    expected = {students[p.name] for p in PLANTED[graded["assignment"]] if p.flagged}
+    flagged = {outcome.student for outcome in run.outcomes if outcome.flags}
+    assert flagged == expected, [(o.student, o.flags) for o in run.outcomes if o.flags]
+    assert run.exit_code == (3 if expected else 0)
 
 
 def test_solution_scores_full_marks(graded: Any) -> None:
