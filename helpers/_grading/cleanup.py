@@ -89,17 +89,7 @@ def _cluster(learner: str, removed: Removed, timeout: float | None) -> None:
 
     found = list_objects("namespaces", selector=f"course.learner={learner}")
     for ns in found:
-        if ns.labels.get("course.classroom") == "student":
-            # The classroom's (make classroom): it keeps its quota and the student's access.
-            request(
-                "DELETE",
-                f"/api/v1/namespaces/{ns.name}/pods",
-                body={"gracePeriodSeconds": 0},
-                what=f"deleting the pods in {ns.name}",
-            )
-            empty_namespace(ns.name, timeout=0)
-            removed.emptied.append(ns.name)
-            continue
+        classroom = ns.labels.get("course.classroom") == "student"  # made by make classroom
         if ns.status.get("phase") != "Terminating":
             try:
                 # The pods go at once (no grace period): a graded notebook's, not a service.
@@ -109,10 +99,13 @@ def _cluster(learner: str, removed: Removed, timeout: float | None) -> None:
                     body={"gracePeriodSeconds": 0},
                     what=f"deleting the pods in {ns.name}",
                 )
-                request("DELETE", f"/api/v1/namespaces/{ns.name}", what=f"deleting {ns.name}")
+                if classroom:  # it keeps its quota and the student's access: emptied only
+                    empty_namespace(ns.name, timeout=0)
+                else:
+                    request("DELETE", f"/api/v1/namespaces/{ns.name}", what=f"deleting {ns.name}")
             except ObjectNotFound:
                 continue
-        removed.namespaces.append(ns.name)
+        (removed.emptied if classroom else removed.namespaces).append(ns.name)
     volumes = volumes_folder()
     for name in removed.namespaces + removed.emptied:
         # A Retain volume's files stay on the node: a regrade must not find this run's.

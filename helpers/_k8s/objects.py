@@ -200,16 +200,18 @@ def empty_namespace(name: str, timeout: float) -> None:
     """Delete everything of the kinds above in the namespace (what ``kubectl delete all,pvc,
     cm,secret --all`` does) and its quotas but the classroom's own, then wait up to ``timeout``
     s for its pods to be gone."""
+    from .._classroom_policy import OWN
     from .waiting import wait
 
     for kind in (*EMPTIED, "resourcequotas"):
+        # The classroom's own quota is the instructor's: it stays.
+        keep = {"fieldSelector": f"metadata.name!={OWN}"} if kind == "resourcequotas" else None
         try:
             request(
                 "DELETE",
                 resolve(kind).collection(name),
                 body={"propagationPolicy": "Background"},
-                # The classroom's quota (named student) is the instructor's: it stays.
-                query={"fieldSelector": "metadata.name!=student"},
+                query=keep,
                 what=f"deleting the {kind} in {name}",
             )
         except (Forbidden, ObjectNotFound):
