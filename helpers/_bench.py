@@ -252,8 +252,17 @@ def grading(
                 continue
         return total / 1024
 
+    cpu_used = [0.0]
+
+    def machine_cpu_s() -> float:
+        # Every process on the machine counts: the cluster and the engine work for the grader.
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        busy = sum(int(v) for i, v in enumerate(fields) if i not in (3, 4))  # not idle, iowait
+        return busy / os.sysconf("SC_CLK_TCK")
+
     def peak_while(work: Any) -> tuple[float, float, Any]:
         peak, done = [0.0], threading.Event()
+        cpu_before = machine_cpu_s()
 
         def sample() -> None:
             while not done.wait(0.5):
@@ -267,6 +276,7 @@ def grading(
         finally:
             done.set()
             sampler.join()
+        cpu_used[0] = machine_cpu_s() - cpu_before
         return time.monotonic() - started, peak[0], result
 
     with tempfile.TemporaryDirectory(prefix="course-bench-grading-") as scratch:
@@ -315,6 +325,7 @@ def grading(
         load = os.getloadavg()[0]
         serial_s, serial_peak, serial = peak_while(one_at_a_time)
         line("grading: one at a time, nbgrader autograde (s)", f"{serial_s:.0f} (load {load:.1f})")
+        serial_cpu = cpu_used[0]
         load = os.getloadavg()[0]
         parallel_s, parallel_peak, graded = peak_while(class_run)
         line(
@@ -322,6 +333,10 @@ def grading(
             f"{parallel_s:.0f} (load {load:.1f})",
         )
         line("grading: speed-up (one at a time / class run)", f"{serial_s / parallel_s:.2f}x")
+        line(
+            "grading: machine CPU per submission, one at a time / class run (s)",
+            f"{serial_cpu / n:.1f} / {cpu_used[0] / n:.1f} of {os.cpu_count()} cores",
+        )
         line("grading: peak memory, one at a time (MiB, PSS)", f"{serial_peak:.0f}")
         line(f"grading: peak memory, {graded.jobs} at a time (MiB, PSS)", f"{parallel_peak:.0f}")
         different = [o.key for o in graded.outcomes if not o.graded or serial.get(o.key) != o.score]

@@ -13,13 +13,17 @@ from __future__ import annotations
 import io
 import threading
 import time
-
-import ipywidgets as widgets
-from matplotlib.figure import Figure  # a bare Figure draws with Agg, whatever the backend
+from typing import TYPE_CHECKING
 
 from ._errors import CourseError
 from ._identity import grading_mode
 from ._output import Picture
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+# matplotlib and ipywidgets load when a view is first made or drawn: importing them costs a
+# second, which every notebook (and every graded one) would pay for nothing.
 
 
 class Live:
@@ -28,6 +32,8 @@ class Live:
     figure_size = (8.0, 3.2)
 
     def __init__(self, *, title: str, interval: float = 1.0) -> None:
+        import ipywidgets as widgets
+
         self.title = title
         self.interval = interval
         self._started_at = time.monotonic()
@@ -71,6 +77,8 @@ class Live:
         return time.monotonic() - self._started_at
 
     def redraw(self) -> None:
+        from matplotlib.figure import Figure  # a bare Figure draws with Agg, whatever the backend
+
         figure = Figure(figsize=self.figure_size, dpi=80)
         with self.lock:
             self.draw(figure)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from ._live import Live, show
 from ._types import Usage
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Sampler = Callable[[], Sequence[Usage]]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ipywidgets as widgets
+if TYPE_CHECKING:
+    import ipywidgets as widgets
 
 
 class Prediction:
@@ -21,6 +22,8 @@ class Prediction:
     def __init__(self, question: str, *, kind: type, choices: Sequence[str] | None) -> None:
         self.question = question
         self.kind = kind
+        import ipywidgets as widgets
+
         self.choices = list(choices) if choices else None
         self.value: Any = None
         self.locked_at: float | None = None

@@ -40,7 +40,7 @@ def context() -> Any:
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["helpers._grading.worker"])
+        _context.set_forkserver_preload(["helpers._grading.preload"])
     return _context
 
 

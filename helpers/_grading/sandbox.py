@@ -14,8 +14,11 @@ Not the gradebook, ``solutions/``, other students' folders, the rest of the cour
 instructor's home: they are not there at all. It runs with no capabilities, in its own PID
 namespace (it cannot see or signal anything outside), and dies with the grader.
 
-The kernel spec's command is ``python -m helpers._grading.sandbox CONNECTION_FILE``: this module
-works out the mounts from the kernel's working folder and environment, then becomes ``bwrap``.
+The grader works out the mounts once (``install_kernel_spec``) and writes them next to the kernel
+spec. The spec's command is ``enter_sandbox.py PLAN CONNECTION_FILE``, a script of the standard
+library only: it adds what differs per kernel (its connection file, its working folder, the folder
+of its sockets) and becomes ``bwrap``. Starting it costs milliseconds, not the second that
+importing the course's package costs, twice per submission.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import yaml
 
 KERNEL_NAME = "course-sandbox"
 HELPERS = Path(__file__).resolve().parent.parent
+LAUNCHER = Path(__file__).resolve().with_name("enter_sandbox.py")
 # Files in /etc that nothing in a notebook needs and nobody should read.
 MASKED = ("/etc/shadow", "/etc/gshadow", "/etc/ssh")
 
@@ -50,12 +54,18 @@ def available() -> bool:
 
 
 def install_kernel_spec(data_dir: Path) -> str:
-    """Write the sandbox's kernel spec under ``data_dir/kernels``; returns its name. Put
-    ``data_dir`` on ``JUPYTER_PATH`` for it to be found."""
+    """Write the sandbox's kernel spec and its plan under ``data_dir/kernels``; returns its name.
+    Put ``data_dir`` on ``JUPYTER_PATH`` for it to be found. Call it once the environment is as
+    the kernels will see it (the engine guard's socket, the kubeconfig)."""
     folder = data_dir / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
+    plan = folder / "sandbox.json"
+    plan.write_text(
+        json.dumps({"mounts": mounts(), "kernel": [sys.executable, "-m", "ipykernel_launcher"]})
+    )
     spec = {
-        "argv": [sys.executable, "-m", "helpers._grading.sandbox", "{connection_file}"],
+        # -I -S: the launcher needs nothing but the standard library.
+        "argv": [sys.executable, "-I", "-S", str(LAUNCHER), str(plan), "{connection_file}"],
         "display_name": "Python 3 (course sandbox)",
         "language": "python",
         # A signal to bwrap would end the sandbox: the kernel interrupts itself on request.
@@ -80,17 +90,6 @@ def _kubeconfig_files(path: Path) -> list[Path]:
     return [p for p in named if p.is_file()]
 
 
-def _ipc_folder(connection_file: str) -> Path | None:
-    """The folder of the kernel's Unix sockets, when the grader chose IPC transport."""
-    try:
-        connection = json.loads(Path(connection_file).read_text())
-    except (OSError, ValueError):
-        return None
-    if connection.get("transport") != "ipc":
-        return None
-    return Path(connection["ip"]).resolve().parent
-
-
 def docker_socket() -> Path | None:
     """The engine's Unix socket, if Docker is reached through one."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -100,11 +99,12 @@ def docker_socket() -> Path | None:
     return socket if socket.exists() else None
 
 
-def command(connection_file: str, workdir: Path) -> list[str]:
-    """The bwrap command line that starts the kernel in ``workdir``."""
+def mounts() -> list[str]:
+    """bwrap's options for every kernel of this grading: what the sandbox shows and its
+    environment. enter_sandbox.py adds each kernel's own folders and its command."""
     from .._cluster import backend, kubeconfig_path
 
-    args = ["bwrap", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    args = ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/tmp/home"]
     for folder in ("/usr", "/etc"):
@@ -120,7 +120,7 @@ def command(connection_file: str, workdir: Path) -> list[str]:
         elif Path(top).is_dir():
             args += ["--ro-bind", top, top]
     # The interpreter may live in a home folder (pyenv): only its own folder is shown.
-    readable = [Path(sys.base_prefix), Path(sys.prefix), HELPERS, Path(connection_file).resolve()]
+    readable = [Path(sys.base_prefix), Path(sys.prefix), HELPERS]
     guard = os.environ.get("COURSE_DOCKER_GUARD")  # engine_guard.py's socket for this student
     socket = docker_socket() if guard is None else None
     if socket is not None:
@@ -135,10 +135,6 @@ def command(connection_file: str, workdir: Path) -> list[str]:
         args += ["--ro-bind", str(path), str(path)]
     if (socket is not None or guard is not None) and Path("/var/run").is_symlink():
         args += ["--symlink", os.readlink("/var/run"), "/var/run"]  # docker's default address
-    args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
-    sockets = _ipc_folder(connection_file)
-    if sockets is not None:  # the kernel makes its Unix sockets there
-        args += ["--bind", str(sockets), str(sockets)]
     environment = {
         "HOME": "/tmp/home",
         "MPLCONFIGDIR": "/tmp/home/.matplotlib",
@@ -155,15 +151,4 @@ def command(connection_file: str, workdir: Path) -> list[str]:
     # The kernel's parent inside is the sandbox's PID 1: it must not watch for its parent
     # (it would take PID 1 for a parent gone); --die-with-parent ends it with the grader.
     args += ["--unsetenv", "JPY_PARENT_PID"]
-    return [*args, sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        raise SystemExit("usage: python -m helpers._grading.sandbox CONNECTION_FILE")
-    args = command(argv[0], Path.cwd())
-    os.execvp(args[0], args)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    return args

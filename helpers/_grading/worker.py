@@ -198,15 +198,15 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     if job.get("kernel_name"):
         extra.Execute.kernel_name = job["kernel_name"]
     elif job.get("sandbox"):
+        engine = sandbox.docker_socket()
+        if engine is not None:  # the notebook's Docker: only this student's containers
+            guard = EngineGuard(learner_of(student), root / "docker.sock", str(engine)).start()
+            os.environ["COURSE_DOCKER_GUARD"] = str(guard.socket_path)
         data = root / "jupyter"
         extra.Execute.kernel_name = sandbox.install_kernel_spec(data)
         os.environ["JUPYTER_PATH"] = os.pathsep.join(
             [str(data), *filter(None, [os.environ.get("JUPYTER_PATH")])]
         )
-        engine = sandbox.docker_socket()
-        if engine is not None:  # the notebook's Docker: only this student's containers
-            guard = EngineGuard(learner_of(student), root / "docker.sock", str(engine)).start()
-            os.environ["COURSE_DOCKER_GUARD"] = str(guard.socket_path)
     execute = {"timeout": job["timeout"]} if job.get("timeout") else {}
     grader = api(root, extra=extra, **execute)
     timeout = grader.config.Execute.get("timeout")

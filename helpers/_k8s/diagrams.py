@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
-
 from .._output import Picture
 from . import status
 from .client import request
@@ -14,6 +11,8 @@ from .objects import get, list_objects
 
 
 def _box(axes: Any, x: float, y: float, w: float, h: float, text: str, colour: str) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
     axes.add_patch(
         FancyBboxPatch(
             (x, y),
@@ -42,6 +41,9 @@ def architecture(max_pods: int = 8) -> Picture:
     CLI: (the same facts) ``kubectl get --raw '/readyz?verbose'``, ``kubectl get leases -n
     kube-system``, ``kubectl get nodes -o wide``, ``kubectl get pods -A -o wide``
     """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+
     version = request("GET", "/version").get("gitVersion", "?")
     ready_checks = str(request("GET", "/readyz", query={"verbose": "true"}))
     etcd_ok = "[+]etcd ok" in ready_checks
@@ -156,6 +158,9 @@ def pod_diagram(pod: str, ns: str | None = None) -> Picture:
 
     CLI: ``kubectl get pod NAME -n NS -o yaml`` (spec.containers, spec.volumes, status.podIP)
     """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+
     found = get(pod if "/" in pod else f"pod/{pod}", ns)
     spec = found.spec
     sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]

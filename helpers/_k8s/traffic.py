@@ -8,9 +8,7 @@ at a steady rate and prints one line per answer (or ``FAIL``). The probe reads t
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from .._live import Live, show
 from .._output import Table
@@ -18,6 +16,9 @@ from .client import request
 from .discovery import resolve
 from .objects import apply, delete, get, list_objects, namespace_for
 from .waiting import wait
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PROBE_LABEL = "course.role"
 FAIL = "FAIL"

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import Any
-
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
+from typing import TYPE_CHECKING, Any
 
 from .._errors import KubernetesError
 from .._identity import grading_mode
@@ -17,6 +14,9 @@ from . import status
 from .client import request, watch
 from .discovery import resolve
 from .objects import get, namespace_for
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Raw = dict[str, Any]
 
@@ -148,6 +148,8 @@ class PodMap(WatchedView):
         return moments
 
     def draw(self, figure: Figure) -> None:
+        from matplotlib.patches import FancyBboxPatch
+
         axes, strip = figure.subplots(2, 1, height_ratios=[3, 1])
         self._draw_history(strip)
         axes.axis("off")
