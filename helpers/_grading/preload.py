@@ -8,6 +8,7 @@ notebook here fills them once instead of once per submission.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import nbformat
@@ -52,7 +53,5 @@ def warm_feedback() -> None:
     _feedback_exporter().from_notebook_node(notebook, resources)
 
 
-try:
+with contextlib.suppress(Exception):  # only a head start: a worker can render the page cold
     warm_feedback()
-except Exception:  # noqa: BLE001, S110  # only a head start: a worker renders the page cold
-    pass
