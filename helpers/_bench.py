@@ -226,7 +226,7 @@ def grading(
     from ._grading.settings import default_jobs
 
     sys.path.insert(0, str(REPO))
-    from tests.planted import PLANTED
+    from tests.planted import PLANTED, Planted
 
     def pss_mib() -> float:
         children: dict[int, list[int]] = {}
@@ -285,13 +285,16 @@ def grading(
             for chapter in chapters:
                 shutil.copytree(REPO / "solutions" / chapter, root / "solutions" / chapter)
         handed_in: list[tuple[str, str]] = []
+        kind_of: dict[str, Planted] = {}
         for chapter in chapters:
             solution = next((REPO / "solutions" / chapter).glob("*.ipynb"))
-            kinds: list[dict[str, str]] = [{}] + [dict(p.answers) for p in PLANTED.get(chapter, [])]
+            kinds = [Planted("the solution", {}), *PLANTED.get(chapter, [])]
             for number in range(students):
                 student = f"bench-{number:02d}"
                 notebook = nbformat.read(solution, as_version=4)  # type: ignore[no-untyped-call]
-                answers = kinds[number % len(kinds)]
+                kind = kinds[number % len(kinds)]
+                answers = kind.answers
+                kind_of[f"{student}/{chapter}"] = kind
                 for cell in notebook.cells:
                     grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
                     if grade_id in answers:
@@ -339,8 +342,25 @@ def grading(
         )
         line("grading: peak memory, one at a time (MiB, PSS)", f"{serial_peak:.0f}")
         line(f"grading: peak memory, {graded.jobs} at a time (MiB, PSS)", f"{parallel_peak:.0f}")
-        different = [o.key for o in graded.outcomes if not o.graded or serial.get(o.key) != o.score]
-        line("grading: submissions graded differently", f"{len(different)} {different[:5]}")
+        # A planted answer that switches a check off keeps its point with plain nbgrader; the
+        # class run's rerun takes it back. Any other difference is a finding.
+        expected: list[str] = []
+        unexpected: list[str] = []
+        for o in graded.outcomes:
+            if o.graded and serial.get(o.key) == o.score:
+                continue
+            kind = kind_of[o.key]
+            why = o.reason if not o.graded else (o.flags or "not flagged")
+            detail = f"{o.key} ({kind.name}): {serial.get(o.key)} vs {o.score}, {why}"
+            (expected if kind.flagged and o.graded else unexpected).append(detail)
+        line("grading: graded differently, a check switched off", str(len(expected)))
+        line("grading: graded differently, otherwise", str(len(unexpected)))
+        for detail in unexpected:
+            print(f"    {detail}", flush=True)
+        if unexpected:  # the logs say why; keep them
+            kept = Path(tempfile.mkdtemp(prefix="course-bench-kept-"))
+            shutil.copytree(parallel_root / "grading", kept / "grading", dirs_exist_ok=True)
+            print(f"    class run logs kept in {kept}/grading/logs", flush=True)
         left = wait_gone([ns for o in graded.outcomes for ns in o.namespaces], 60)
         line("grading: namespaces left after the class run", str(len(left)))
         line("grading: default jobs on this machine", str(default_jobs()))
