@@ -3,9 +3,11 @@ cluster; and ``free_port``."""
 
 from __future__ import annotations
 
+import random
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlparse
 
 from ._deadline import poll
@@ -63,8 +65,33 @@ def fetch(
     return poll(attempt, timeout=timeout, what=f"GET {target}", retry_on=retry, on_timeout=gave_up)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def _ephemeral_ports() -> range:
+    """The ports the system hands to outgoing connections (Linux's ip_local_port_range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+
+
+def _free(port: int) -> bool:
     with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))  # free on every interface, so on 127.0.0.1 too
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A TCP port that nothing on this machine uses right now, to publish a container on.
+
+    It is picked below the range the system gives outgoing connections: a port from that range
+    can be taken by any connection (to the cluster, say) before the container binds it."""
+    below = range(20000, _ephemeral_ports().start)
+    for port in random.sample(below, min(len(below), 200)):
+        if _free(port):
+            return port
+    with socket.socket() as probe:  # no room below the range: let the system choose
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

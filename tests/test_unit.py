@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import socket
 import tomllib
 from pathlib import Path
 
@@ -498,14 +499,14 @@ def test_every_rerun_cell_of_the_solutions_reads_only_plain_answers() -> None:
     assert tagged >= 30, tagged
 
 
-def test_default_jobs_is_one_more_than_the_cores_unless_memory_is_short(
+def test_default_jobs_is_two_more_than_the_cores_unless_memory_is_short(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from helpers._grading import settings
 
     monkeypatch.setattr(settings.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     monkeypatch.setattr(settings, "_memory_available", lambda: 16 * 2**30)
-    assert settings.default_jobs() == 3
+    assert settings.default_jobs() == 4
     monkeypatch.setattr(settings, "_memory_available", lambda: 2 * settings.MEMORY_PER_JOB)
     assert settings.default_jobs() == 2
     monkeypatch.setattr(settings, "_memory_available", lambda: 100)
@@ -542,3 +543,16 @@ def test_importing_helpers_leaves_plotting_and_widgets_for_later() -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "[]"
+
+
+def test_free_ports_are_outside_the_range_outgoing_connections_take() -> None:
+    from helpers import _http
+
+    outgoing = _http._ephemeral_ports()
+    ports = {helpers.free_port() for _ in range(20)}
+    assert len(ports) > 1, "the same port every time: two notebooks at once would collide"
+    assert not any(port in outgoing for port in ports), (sorted(ports), outgoing)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", min(ports)))
+        taken.listen()
+        assert not _http._free(min(ports))

