@@ -41,10 +41,12 @@ ifeq ($(CLUSTER),kind)
 endif
 # The kind node image: the pinned upstream one by default; `make test-kind` builds its own.
 export KIND_NODE_IMAGE
+# The kind cluster's name: the learner's by default; `make test-kind` uses its own.
+export COURSE_KIND_CLUSTER
 
 .PHONY: help setup docker images cluster cluster-down cluster-status lab test test-kind lint unit \
         classroom classroom-down \
-        exercises grade doctor bench clean
+        exercises grade doctor bench clean clean-grading
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -116,7 +118,9 @@ unit: setup ## the fast tests only (no Docker, no cluster)
 test: lint cluster ## the whole suite, exactly what CI runs
 	@$(PY) -m pytest -q -ra --durations=15
 
-# kind with a node image built on this machine (cluster/kind/README.md), in its own kubeconfig
+# kind with a node image built on this machine (cluster/kind/README.md): a cluster of its own name,
+# kubeconfig and volumes folder, so a learner's own kind cluster (cloud-native-course) is never touched
+KIND_TEST_CLUSTER := cloud-native-course-test
 KIND_TEST_KUBECONFIG := $(COURSE_CACHE)/kind.kubeconfig
 KIND_TEST_IMAGE := course/kind-node:$(shell bash -c 'source cluster/local/versions.sh && echo $$K8S_VERSION')
 # the cluster tests, then lesson 03 and chapter 03's grading round trip; local-only tests skip
@@ -126,7 +130,7 @@ KIND_TESTS := tests/test_kind.py tests/test_cluster.py tests/test_addons.py test
 test-kind: setup docker ## a two-node kind cluster from a node image built here: cluster tests, lesson and grading of 03
 	@bash cluster/kind/tools.sh kind
 	@$(MAKE) --no-print-directory CLUSTER=kind KUBECONFIG=$(KIND_TEST_KUBECONFIG) \
-	  KIND_NODE_IMAGE=$(KIND_TEST_IMAGE) _test-kind
+	  COURSE_KIND_CLUSTER=$(KIND_TEST_CLUSTER) KIND_NODE_IMAGE=$(KIND_TEST_IMAGE) _test-kind
 
 _test-kind:
 	@started=$$SECONDS; bash cluster/kind.sh down >/dev/null; rc=0; \
@@ -164,6 +168,20 @@ doctor: setup ## check that this machine is ready for the course
 bench: cluster ## print benchmark numbers (cluster start, rollout, wait latency, memory, grading; STUDENTS=30)
 	@$(PY) -m helpers bench --students $(or $(STUDENTS),30)
 
-clean: ## remove course containers, the Python environment and nbgrader's work folders
+# `make clean` keeps what an instructor or learner keeps: submissions, the gradebook, grades,
+# feedback and classroom credentials. Deleting grading is `make clean-grading`, which asks.
+clean: ## remove your course containers and namespaces, and the Python environment
 	-@$(PY) -m helpers cleanup 2>/dev/null
-	rm -rf $(VENV) submitted autograded feedback gradebook.db grades.csv grading course-work classroom
+	rm -rf $(VENV)
+
+GRADING_FILES := submitted autograded feedback gradebook.db grades.csv grading
+clean-grading: ## DELETE the class's submissions, gradebook, grades and feedback (asks first; CONFIRM=yes)
+	@found="$$(for f in $(GRADING_FILES); do [ -e "$$f" ] && printf ' %s' "$$f"; done)"; \
+	if [ -z "$$found" ]; then echo " ✓ nothing to delete: no grading files here"; exit 0; fi; \
+	echo " ! This deletes, for good:$$found"; \
+	if [ "$(CONFIRM)" != yes ]; then \
+	  if [ -t 0 ]; then read -r -p "   Type yes to delete them: " answer; else answer=; fi; \
+	  if [ "$$answer" != yes ]; then \
+	    echo " ✗ nothing deleted (type yes, or run make clean-grading CONFIRM=yes)"; exit 1; fi; \
+	fi; \
+	rm -rf $(GRADING_FILES) && echo " ✓ deleted:$$found (classroom/ stays: make classroom-down)"

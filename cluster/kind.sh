@@ -30,6 +30,12 @@ command -v kind >/dev/null || fail "kind is not installed: https://kind.sigs.k8s
 # Where root lacks a capability (this course's CI), Docker cannot start --privileged containers:
 # kind then runs Docker through cluster/kind/docker-shim (see the comment at its top).
 if bash "$repo/cluster/kind/docker-shim/needed"; then PATH=$repo/cluster/kind/docker-shim:$PATH; fi
+# Where the nodes' manual volumes live on this machine: cluster/volumes for the learner's
+# cluster, a folder of its own for any other (helpers/_cluster.py's volumes_folder agrees).
+volumes_dir() {
+  if [ "$KIND_CLUSTER_NAME" = cloud-native-course ]; then echo "$repo/cluster/volumes"
+  else echo "$repo/cluster/volumes-$KIND_CLUSTER_NAME"; fi
+}
 exists() { kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER_NAME"; }
 kubectl() { command kubectl --context "kind-$KIND_CLUSTER_NAME" "$@"; }
 
@@ -72,10 +78,11 @@ case "${1:-up}" in
         case $KIND_NODE_IMAGE in course/kind-node:*) bash "$repo/cluster/kind/node-image.sh" "$KIND_NODE_IMAGE" ;; esac
         image_flag=(--image "$KIND_NODE_IMAGE")
       fi
-      mkdir -p "$repo/cluster/volumes"
+      volumes=$(volumes_dir)
+      mkdir -p "$volumes"
       config=$(mktemp)
-      sed "s#hostPath: cluster/volumes#hostPath: $repo/cluster/volumes#" "$repo/cluster/kind.yaml" >"$config"
-      kind create cluster --config "$config" "${image_flag[@]}" --wait 180s
+      sed "s#hostPath: cluster/volumes#hostPath: $volumes#" "$repo/cluster/kind.yaml" >"$config"
+      kind create cluster --name "$KIND_CLUSTER_NAME" --config "$config" "${image_flag[@]}" --wait 180s
       rm -f "$config"
     fi
     ensure_metrics_server

@@ -1,7 +1,8 @@
 """Which cluster the course talks to, how to reach it, and how to put images into it.
 
 Backends:
-    kind        a kind cluster named "cloud-native-course" (the learner default)
+    kind        a kind cluster named "cloud-native-course" (the learner default; $COURSE_KIND_CLUSTER
+                names another, as `make test-kind` does, so testing never touches the learner's)
     local       the single-node cluster built from upstream binaries (cluster/local/, Linux + root)
     kubeconfig  whatever cluster the current kubeconfig context points at (a shared classroom cluster)
 """
@@ -17,7 +18,8 @@ from pathlib import Path
 from ._errors import CommandFailed, CourseError
 from ._output import step
 
-KIND_CLUSTER_NAME = "cloud-native-course"
+LEARNER_KIND_CLUSTER = "cloud-native-course"
+KIND_CLUSTER_NAME = os.environ.get("COURSE_KIND_CLUSTER") or LEARNER_KIND_CLUSTER
 KIND_CONTEXT = f"kind-{KIND_CLUSTER_NAME}"
 LOCAL_STATE_DIR = Path(os.environ.get("COURSE_STATE_DIR", "/var/lib/cloud-native-course"))
 LOCAL_KUBECONFIG = LOCAL_STATE_DIR / "kubeconfig"
@@ -135,6 +137,7 @@ def volumes_folder() -> Path | None:
 
     CLI: ``ls /var/lib/cloud-native-course/volumes`` (local) or ``ls cluster/volumes`` (kind)
     """
-    return {"local": Path(NODE_VOLUMES_DIR), "kind": REPO_ROOT / "cluster" / "volumes"}.get(
-        backend()
-    )
+    kind = REPO_ROOT / "cluster" / "volumes"  # cluster/kind.sh's volumes_dir agrees
+    if KIND_CLUSTER_NAME != LEARNER_KIND_CLUSTER:
+        kind = kind.with_name(f"volumes-{KIND_CLUSTER_NAME}")
+    return {"local": Path(NODE_VOLUMES_DIR), "kind": kind}.get(backend())

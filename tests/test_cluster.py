@@ -188,12 +188,12 @@ def test_a_volume_is_labelled_as_yours_and_grading_cleanup_removes_only_that_stu
 
 def test_a_manual_pv_keeps_data_across_pods_and_the_default_class_provisions(ns: str) -> None:
     folder = Path("/var/lib/cloud-native-course/volumes") / ns  # on the node
-    # ... which on kind is cluster/volumes on this machine (cluster/kind.yaml's extraMounts)
+    # ... which on kind is a folder of the course on this machine (cluster/kind.yaml's extraMounts)
     from helpers import _cluster
 
-    on_host = (
-        (_cluster.REPO_ROOT / "cluster/volumes" / ns) if _cluster.backend() == "kind" else folder
-    )
+    volumes = _cluster.volumes_folder()
+    assert volumes is not None, "local or kind: the volumes are on this machine"
+    on_host = volumes / ns
     pv_name = f"{ns}-manual"
     volume = {
         "apiVersion": "v1",

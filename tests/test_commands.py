@@ -162,23 +162,52 @@ def test_cleanup_removes_only_the_current_learners_work(docker_engine: None) -> 
     docker.cleanup()
 
 
-def test_make_clean_removes_the_work_folders_of_a_checkout(tmp_path: Path) -> None:
+def test_make_clean_keeps_grading_and_clean_grading_asks_first(tmp_path: Path) -> None:
+    """make clean removes the Python environment and keeps what an instructor keeps; deleting the
+    grading is make clean-grading, which refuses without a yes and keeps classroom/."""
     checkout = tmp_path / "course"
     subprocess.run(["git", "clone", "-q", str(REPO), str(checkout)], check=True)
-    for made in ("submitted/alice", "autograded/alice", "feedback/alice", ".venv/bin"):
-        (checkout / made).mkdir(parents=True)
-    (checkout / "gradebook.db").write_text("")
-    done = subprocess.run(
-        ["make", "clean"], cwd=checkout, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    left = [
-        p
-        for p in ("submitted", "autograded", "feedback", ".venv", "gradebook.db")
-        if (checkout / p).exists()
-    ]
-    assert left == []
+    kept = {
+        "submitted/alice/01-containers/01-containers.ipynb": "{}",
+        "autograded/alice/01-containers/01-containers.ipynb": "{}",
+        "feedback/alice/01-containers/01-containers.html": "<html></html>",
+        "grading/state.json": "{}",
+        "gradebook.db": "not empty",
+        "grades.csv": "student,score\nalice,3\n",
+        "classroom/alice/kubeconfig": "apiVersion: v1",
+    }
+    for name, text in kept.items():
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).write_text(text)
+    (checkout / ".venv/bin").mkdir(parents=True)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "--no-print-directory", *args],
+            cwd=checkout,
+            stdin=subprocess.DEVNULL,  # no terminal: nobody can answer the question
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    cleaned = run("clean")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not (checkout / ".venv").exists(), "make clean removes the Python environment"
+    changed = [n for n, text in kept.items() if (checkout / n).read_text() != text]
+    assert changed == [], f"make clean deleted or changed {changed}"
+
+    refused = run("clean-grading")
+    assert refused.returncode != 0 and "nothing deleted" in refused.stdout, refused.stdout
+    assert all((checkout / n).exists() for n in kept), "no yes, nothing deleted"
+
+    confirmed = run("clean-grading", "CONFIRM=yes")
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+    left = sorted(n.split("/")[0] for n in kept if (checkout / n).exists())
+    assert left == ["classroom"], "clean-grading deletes the grading and only that"
     assert (checkout / "course").is_dir(), "the course itself stays"
+    again = run("clean-grading", "CONFIRM=yes")
+    assert again.returncode == 0 and "nothing to delete" in again.stdout
 
 
 @pytest.mark.lifecycle

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from helpers._cluster import volumes_folder
+
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.docker,
@@ -26,7 +28,7 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parent.parent
 NS = "pytest-kind"
-CLUSTER = "cloud-native-course"
+CLUSTER = os.environ.get("COURSE_KIND_CLUSTER", "cloud-native-course")
 CONTROL_PLANE, WORKER = f"{CLUSTER}-control-plane", f"{CLUSTER}-worker"
 VOLUMES_IN_NODE = "/var/lib/cloud-native-course/volumes"  # cluster/kind.yaml's extraMounts
 T = TypeVar("T")
@@ -137,7 +139,9 @@ def test_cluster_volumes_is_the_same_folder_in_pods_on_either_node(ns: str) -> N
     """A file written into cluster/volumes on this machine is read by a pod on each node through
     a hostPath volume of class manual; what a pod writes there appears in cluster/volumes."""
     folder = f"pytest-kind-{uuid.uuid4().hex[:8]}"
-    on_host = REPO / "cluster" / "volumes" / folder
+    volumes = volumes_folder()
+    assert volumes is not None
+    on_host = volumes / folder
     on_host.mkdir(parents=True)
     (on_host / "from-host.txt").write_text("written on the host\n")
     pv = f"{ns}-{folder}"
@@ -227,3 +231,39 @@ def test_pods_on_different_nodes_reach_each_other_directly_and_through_a_service
     assert (
         wait_until("the Service answers", lambda: fetch("http://web-on-worker/version"), 30) == "v1"
     )
+
+
+def test_make_test_kind_names_its_own_cluster_and_deletes_only_the_named_one() -> None:
+    """A learner's kind cluster (cloud-native-course) survives `make test-kind`: the tests run on
+    a cluster of their own name, and cluster/kind.sh deletes only the cluster it names. kind knows
+    a cluster by its node containers' labels: a learner's cluster and a throwaway one stand here
+    as such containers."""
+    learner = "cloud-native-course"
+    assert learner != CLUSTER, "make test-kind runs on a cluster of its own (COURSE_KIND_CLUSTER)"
+    throwaway = f"course-decoy-{uuid.uuid4().hex[:6]}"
+    listed = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True)
+    decoys = [throwaway] + ([] if learner in listed.stdout.split() else [learner])
+    for name in decoys:
+        subprocess.run(
+            ["docker", "run", "-d", "--name", f"{name}-control-plane",
+             "--label", f"io.x-k8s.kind.cluster={name}",
+             "--label", "io.x-k8s.kind.role=control-plane",
+             "course/web:v1", "sleep", "600"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    try:
+        down = subprocess.run(
+            ["bash", str(REPO / "cluster/kind.sh"), "down"],
+            env={**os.environ, "COURSE_KIND_CLUSTER": throwaway},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert down.returncode == 0, down.stdout + down.stderr
+        clusters = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True)
+        assert throwaway not in clusters.stdout.split(), "the named cluster is deleted"
+        assert learner in clusters.stdout.split(), "the learner's cluster is untouched"
+        assert CLUSTER in clusters.stdout.split(), "and so is the one the tests run on"
+    finally:
+        for name in decoys:
+            subprocess.run(["docker", "rm", "-f", f"{name}-control-plane"], capture_output=True)

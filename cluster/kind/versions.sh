@@ -5,7 +5,9 @@
 
 # The kind release cluster/kind.yaml is written for.
 KIND_VERSION=${KIND_VERSION:-v0.33.0}
-KIND_CLUSTER_NAME=cloud-native-course
+# The learner's cluster; `make test-kind` names its own (COURSE_KIND_CLUSTER), so testing never
+# touches a learner's cluster or its volumes.
+KIND_CLUSTER_NAME=${COURSE_KIND_CLUSTER:-cloud-native-course}
 KIND_BIN_DIR=$CACHE_DIR/kind-$KIND_VERSION/bin
 
 # The node image built here: the same Kubernetes as the local cluster ($K8S_VERSION).
