@@ -22,6 +22,8 @@ c.ClassGrading.jobs = 0  # submissions at once; 0: one per core, fewer if memory
 c.ClassGrading.submission_timeout = 900  # seconds for one submission, kernel start to feedback
 c.ClassGrading.cell_output_limit = 256 * 1024  # bytes of output a cell keeps; a note marks a cut
 c.ClassGrading.notebook_output_limit = 2 * 1024 * 1024  # bytes of output one notebook keeps
+c.ClassGrading.memory_limit = 2 * 2**30  # bytes one submission may use; past it: "memory limit"
+c.ClassGrading.pids_limit = 2048  # processes (and threads) one submission may have at once
 c.ClassGrading.cleanup_timeout = 120  # seconds to wait, at the end, for students' namespaces to go
 
 # Feedback shows each hidden test's result and message, not its code (remove HideHiddenTests

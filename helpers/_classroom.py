@@ -36,20 +36,15 @@ from typing import Any
 
 import yaml
 
-from ._classroom_policy import ACCOUNTS, LABEL, OWN, admission_policy
+from ._classroom_objects import kubeconfig_text, shared_objects, student_objects
+from ._classroom_policy import ACCOUNTS, LABEL
 from ._cluster import kubeconfig_path
 from ._errors import CourseError
 from ._identity import Chapter, learner_label
 from ._output import step
 
-STUDENTS_GROUP = f"system:serviceaccounts:{ACCOUNTS}"
 TOKEN_SECONDS = 90 * 24 * 3600  # a term
-QUOTA = {"pods": "30", "persistentvolumeclaims": "10", "requests.storage": "20Gi"}
-# What a pod in a student's namespace may not do: privileged, host folders, host network.
-POD_SECURITY = {
-    "pod-security.kubernetes.io/enforce": "baseline",
-    "pod-security.kubernetes.io/warn": "baseline",
-}
+GRADING = "grading"  # the label of an account made for one grading (grading_account)
 
 
 def read_roster(path: Path) -> list[str]:
@@ -106,195 +101,6 @@ def _cluster_access() -> tuple[str, str]:
     return str(cluster["server"]), str(ca or "")
 
 
-def _shared_objects() -> list[dict[str, Any]]:
-    """What every student shares: their accounts' namespace, read access to the cluster's
-    nodes, storage and kube-system."""
-    labels = {LABEL: "shared"}
-    group = [{"kind": "Group", "name": STUDENTS_GROUP, "apiGroup": "rbac.authorization.k8s.io"}]
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": ACCOUNTS, "labels": labels},
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": "course-student", "labels": labels},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["nodes", "persistentvolumes"],
-                    "verbs": ["get", "list", "watch"],
-                },
-                {
-                    "apiGroups": ["storage.k8s.io"],
-                    "resources": ["storageclasses"],
-                    "verbs": ["get", "list", "watch"],
-                },
-                {"apiGroups": ["metrics.k8s.io"], "resources": ["nodes"], "verbs": ["get", "list"]},
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": "course-student-quotas", "labels": labels},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["resourcequotas"],
-                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
-                }
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "course-student", "labels": labels},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "course-student",
-            },
-            "subjects": group,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {
-                "name": "course-students-view",
-                "namespace": "kube-system",
-                "labels": labels,
-            },
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "view",
-            },
-            "subjects": group,
-        },
-    ]
-
-
-def _student_objects(student: str, chapters: Iterable[str], pods: int) -> list[dict[str, Any]]:
-    label = learner_label(student)
-    account = [{"kind": "ServiceAccount", "name": label, "namespace": ACCOUNTS}]
-    namespaces = [Chapter(name, label).namespace for name in chapters]
-    objects: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": label, "namespace": ACCOUNTS, "labels": {LABEL: "student"}},
-        },
-        *admission_policy(label, namespaces),  # before the rights it holds to their own
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": f"course-student-{label}", "labels": {LABEL: "student"}},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["namespaces"],
-                    "resourceNames": namespaces,
-                    "verbs": ["get"],
-                },
-                {  # which volumes are theirs: the admission policy says
-                    "apiGroups": [""],
-                    "resources": ["persistentvolumes"],
-                    "verbs": ["create", "update", "patch", "delete"],
-                },
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": f"course-student-{label}", "labels": {LABEL: "student"}},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": f"course-student-{label}",
-            },
-            "subjects": account,
-        },
-    ]
-    for chapter_name in chapters:
-        chapter = Chapter(chapter_name, label)
-        ns = chapter.namespace
-        objects += [
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": ns,
-                    "labels": {**chapter.labels, LABEL: "student", **POD_SECURITY},
-                },
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": "student-quotas", "namespace": ns},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "course-student-quotas",
-                },
-                "subjects": account,
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": "student", "namespace": ns},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "edit",
-                },
-                "subjects": account,
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "ResourceQuota",
-                "metadata": {"name": OWN, "namespace": ns},
-                "spec": {"hard": {**QUOTA, "pods": str(pods)}},
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "LimitRange",
-                "metadata": {"name": OWN, "namespace": ns},
-                "spec": {
-                    "limits": [
-                        {
-                            "type": "Container",
-                            "defaultRequest": {"cpu": "20m", "memory": "32Mi"},
-                            # No CPU limit: CPU is shared, not lost, and a limit would refuse
-                            # a request sized to the node (chapter 04). Memory is bounded.
-                            "default": {"memory": "256Mi"},
-                        }
-                    ]
-                },
-            },
-        ]
-    return objects
-
-
-def _kubeconfig(student: str, server: str, ca: str, token: str, namespace: str) -> str:
-    name = f"course-{learner_label(student)}"
-    cluster: dict[str, Any] = {"server": server}
-    if ca:
-        cluster["certificate-authority-data"] = ca
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "course", "cluster": cluster}],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [
-            {"name": name, "context": {"cluster": "course", "user": name, "namespace": namespace}}
-        ],
-        "current-context": name,
-    }
-    return yaml.safe_dump(config, sort_keys=False)
-
-
 def _wait_for_terminating(namespaces: Iterable[str]) -> None:
     from ._k8s.objects import find
     from ._k8s.waiting import wait
@@ -328,43 +134,104 @@ def _wait_for_policy(name: str) -> None:
         )
 
 
+def _account_kubeconfig(
+    student: str, label: str, first_namespace: str, path: Path, seconds: int
+) -> Path:
+    from ._k8s.client import request
+
+    server, ca = _cluster_access()
+    token = request(
+        "POST",
+        f"/api/v1/namespaces/{ACCOUNTS}/serviceaccounts/{label}/token",
+        body={"spec": {"expirationSeconds": seconds}},
+        what=f"a token for {student}",
+    )["status"]["token"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(kubeconfig_text(student, server, ca, token, first_namespace))
+    return path
+
+
+def _account(student: str, chapters: list[str], pods: int, role: str) -> str:
+    """Apply one student's account and namespaces; returns their learner label."""
+    from ._k8s.objects import apply
+
+    label = learner_label(student)
+    _wait_for_terminating([Chapter(name, label).namespace for name in chapters])
+    for document in student_objects(student, chapters, pods, role):
+        apply(document, document["metadata"].get("namespace"))
+    for kind in ("quotas", "volumes", "claims"):
+        _wait_for_policy(f"course-student-{label}-{kind}")
+    return label
+
+
+def _shared() -> None:
+    from ._k8s.objects import apply
+
+    _wait_for_terminating([ACCOUNTS])  # a classroom-down just before: its namespaces still go
+    for document in shared_objects():
+        apply(document, document["metadata"].get("namespace"))
+
+
 def up(
     students: Iterable[str], chapters: Iterable[str], out: Path, *, pods: int = 30
 ) -> dict[str, Path]:
     """Create (or bring up to date) every student's namespaces, account and kubeconfig;
     returns each student's kubeconfig file."""
-    from ._k8s.client import request
-    from ._k8s.objects import apply
-
     chapters = list(chapters)
-    server, ca = _cluster_access()
-    _wait_for_terminating([ACCOUNTS])  # a classroom-down just before: its namespaces still go
     with step("Classroom: shared account namespace and read access"):
-        for document in _shared_objects():
-            apply(document, document["metadata"].get("namespace"))
+        _shared()
     written: dict[str, Path] = {}
     for student in students:
         label = learner_label(student)
         with step(f"Classroom: {student} ({label}-*)"):
-            _wait_for_terminating([Chapter(name, label).namespace for name in chapters])
-            for document in _student_objects(student, chapters, pods):
-                apply(document, document["metadata"].get("namespace"))
-            for kind in ("quotas", "volumes", "claims"):
-                _wait_for_policy(f"course-student-{label}-{kind}")
-            token = request(
-                "POST",
-                f"/api/v1/namespaces/{ACCOUNTS}/serviceaccounts/{label}/token",
-                body={"spec": {"expirationSeconds": TOKEN_SECONDS}},
-                what=f"a token for {student}",
-            )["status"]["token"]
-            folder = out / student
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / "kubeconfig"
-            path.touch(mode=0o600)
+            _account(student, chapters, pods, "student")
             first = Chapter(chapters[0], label).namespace if chapters else "default"
-            path.write_text(_kubeconfig(student, server, ca, token, first))
-            written[student] = path
+            written[student] = _account_kubeconfig(
+                student, label, first, out / student / "kubeconfig", TOKEN_SECONDS
+            )
     return written
+
+
+def grading_account(student: str, chapter: str, path: Path, *, seconds: int = 3600) -> Path:
+    """An account for grading one notebook of a student who has no classroom account: what
+    ``make classroom`` gives a student, for ``chapter`` only, labelled to be removed after the
+    grading (``remove_grading_account``). Writes its kubeconfig, valid ``seconds``, to ``path``.
+    The account reaches that chapter's namespace and nothing of anyone else's."""
+    _shared()
+    label = _account(student, [chapter], 30, GRADING)
+    return _account_kubeconfig(
+        student, label, Chapter(chapter, label).namespace, path, max(seconds, 600)
+    )
+
+
+def remove_grading_account(student: str) -> list[str]:
+    """Remove what ``grading_account`` made for ``student`` (never a classroom student's
+    account): the account, its roles and admission policies. Its namespaces carry the student's
+    label and go with the student's other leftovers (``_grading.cleanup``). Returns what went."""
+    from ._errors import ObjectNotFound
+    from ._k8s.objects import delete, find
+
+    label = learner_label(student)
+    account = find(f"serviceaccount/{label}", ACCOUNTS)
+    if account is None or account.labels.get(LABEL) != GRADING:
+        return []
+    removed = []
+    named: list[tuple[str, str | None]] = [(f"serviceaccount/{label}", ACCOUNTS)]
+    named += [
+        (f"{kind}/course-student-{label}", None) for kind in ("clusterrolebinding", "clusterrole")
+    ]
+    for kind in ("quotas", "volumes", "claims"):
+        for what in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
+            named.append((f"{what}/course-student-{label}-{kind}", None))
+    for name, namespace in named:
+        try:
+            delete(name, namespace, wait_until_gone=False)
+            removed.append(name)
+        except ObjectNotFound:
+            continue
+    return removed
 
 
 def down(out: Path | None = None) -> list[str]:

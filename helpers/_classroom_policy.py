@@ -17,7 +17,9 @@ LABEL = "course.classroom"
 OWN = "student"  # the name of the quota and limit range the classroom gives each namespace
 
 
-def admission_policy(label: str, namespaces: list[str]) -> list[dict[str, Any]]:
+def admission_policy(
+    label: str, namespaces: list[str], role: str = "student"
+) -> list[dict[str, Any]]:
     """ValidatingAdmissionPolicies (and their bindings) for one student's account: what RBAC
     cannot say, because it names objects by exact name only. One policy per kind of object (the
     API server checks each rule against that kind's schema); each rule says what is allowed."""
@@ -93,7 +95,7 @@ def admission_policy(label: str, namespaces: list[str]) -> list[dict[str, Any]]:
         policy = {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name, "labels": {LABEL: "student"}},
+            "metadata": {"name": name, "labels": {LABEL: role}},
             "spec": {
                 "failurePolicy": "Fail",
                 "matchConstraints": {
@@ -122,7 +124,7 @@ def admission_policy(label: str, namespaces: list[str]) -> list[dict[str, Any]]:
         binding = {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name, "labels": {LABEL: "student"}},
+            "metadata": {"name": name, "labels": {LABEL: role}},
             "spec": {"policyName": name, "validationActions": ["Deny"]},
         }
         documents += [policy, binding]

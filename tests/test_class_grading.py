@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -25,6 +26,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from helpers import _grading, k8s
 from helpers._grading import containment
 from helpers._grading.cleanup import learner_of, remove_learner_resources, wait_gone
+from helpers._identity import Chapter
 
 
 def integration(test: Any) -> Any:
@@ -211,6 +213,77 @@ print("ENGINE REACHED", reached)
 total = 2 + 3"""
 
 
+# Tries every way out of the sandbox but the files (SNOOPS) and the engine (HURTS): the network
+# of this machine, root's rights, the grader's environment, the cluster beyond its own namespace,
+# and the folder nbgrader writes the graded notebook to. Earns its points honestly.
+ESCAPES = """import json, os, socket
+from helpers import k8s
+from helpers.errors import CourseError
+reached = []
+for host, port in {ports}:  # listening on this machine: a service, etcd, a kubelet
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        reached.append(f"{{host}}:{{port}}")
+    except OSError:
+        pass
+if os.getuid() == 0:
+    reached.append("root")
+for folder in ("/etc/ssl/private", "/root", "/var/lib/cloud-native-course"):
+    try:
+        os.listdir(folder)
+        reached.append(folder)
+    except OSError:
+        pass
+extra = [k for k in os.environ if k not in {allowed} and not k.startswith(("JPY_", "PYDEVD"))]
+if extra:
+    reached.append(f"the grader's environment: {{extra}}")
+pod = {{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "x"}}, "spec": {{"containers": [
+    {{"name": "x", "image": "course/web:v1", "securityContext": {{"privileged": True}}}}]}}}}
+node = {{**pod, "metadata": {{"name": "y"}}, "spec": {{"containers": [{{"name": "y", "image": "course/web:v1"}}],
+    "volumes": [{{"name": "node", "hostPath": {{"path": "/"}}}}]}}}}
+for what, call in {{
+    "every namespace": lambda: k8s.request("GET", "/api/v1/namespaces"),
+    "another student's pods": lambda: k8s.request("GET", "/api/v1/namespaces/{other}/pods"),
+    "a privileged pod": lambda: k8s.apply(pod, k8s.namespace()),
+    "the node's /": lambda: k8s.apply(node, k8s.namespace()),
+}}.items():
+    try:
+        call()
+        reached.append(what)
+    except CourseError:
+        pass
+os.remove("{notebook}")  # nbgrader writes the graded notebook here, as the instructor
+os.symlink({victim!r}, "{notebook}")
+print("ESCAPES REACHED", reached)
+total = 2 + 3"""
+# What the kernel's environment may hold: the sandbox's own (sandbox.py) and ipykernel's.
+KERNEL_VARIABLES = sorted(
+    {"PATH", "HOME", "LANG", "MPLCONFIGDIR", "IPYTHONDIR", "COURSE_SANDBOX", "COURSE_CLUSTER",
+     "KUBECONFIG", "DOCKER_HOST", "COURSE_LEARNER", "NBGRADER_EXECUTION", "TERM", "CLICOLOR",
+     "PAGER", "GIT_PAGER", "MPLBACKEND", "FORCE_COLOR"}
+)  # fmt: skip
+# Forks until the process limit refuses, and every copy waits: the machine keeps forking.
+FORK_BOMB = """import os, time
+while True:
+    try:
+        os.fork()
+    except OSError:
+        time.sleep(60)"""
+# 30 GiB, 64 MiB at a time, each written (a single 30 GiB request is merely refused).
+MEMORY_HOG = """chunks = []
+for _ in range(480):
+    chunks.append(b"x" * 2**26)
+total = 2 + 3"""
+
+
+def host_listener() -> socket.socket:
+    """A service on this machine that no graded notebook should reach."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    return listener
+
+
 def snoop_targets(root: Path, prefix: str) -> list[tuple[str, str]]:
     repo = Path(__file__).resolve().parent.parent
     return [
@@ -225,7 +298,7 @@ def snoop_targets(root: Path, prefix: str) -> list[tuple[str, str]]:
     ]
 
 
-def build_class(root: Path, prefix: str) -> dict[str, dict[str, Any]]:
+def build_class(root: Path, prefix: str, service_port: int = 9) -> dict[str, dict[str, Any]]:
     """Write the two assignments' sources in root/solutions and a collected class folder in
     root/collected; returns what each student should end as."""
     for name, notebook in ((ASSIGNMENT, assignment_notebook()), (OTHER, other_notebook())):
@@ -312,6 +385,35 @@ def build_class(root: Path, prefix: str) -> dict[str, dict[str, Any]]:
             "nb": _with(solution, answer_total=SNOOPS.format(targets=snoop_targets(root, prefix))),
             "status": graded,
         },
+        # Every way out but files and the engine: the host's network, root, the grader's
+        # environment, the cluster beyond its namespace, the graded notebook's folder.
+        "escapes": {
+            "nb": _with(
+                solution,
+                answer_total=ESCAPES.format(
+                    ports=[("127.0.0.1", service_port), ("127.0.0.1", 2379), ("127.0.0.1", 10250)],
+                    allowed=KERNEL_VARIABLES,
+                    other=Chapter(ASSIGNMENT, learner_of(f"{prefix}full")).namespace,
+                    notebook=f"{ASSIGNMENT}.ipynb",
+                    victim=str(root / "victim.txt"),
+                ),
+            ),
+            "status": graded,
+            "alone": False,  # plain nbgrader grades in this process's network, as root
+        },
+        # Fork until refused, then wait: the process limit stops it; the cell times out.
+        "forkbomb": {
+            "nb": _with(solution, answer_total=FORK_BOMB),
+            "status": "any",
+            "alone": False,
+        },
+        # The memory limit ends it before it takes the machine.
+        "hog": {
+            "nb": _with(solution, answer_total=MEMORY_HOG),
+            "status": "memory limit",
+            "reason": "GiB one submission may use",
+            "alone": False,
+        },
         # In the sandbox its parent is the sandbox's own init, which such a signal cannot end:
         # the grader never sees it and the notebook earns what its work is worth (not graded
         # alone by plain nbgrader below: there it would signal the test run itself).
@@ -393,7 +495,9 @@ def _belongings(student: str) -> list[str]:
 def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("class")
     prefix = f"g{int(time.time()) % 100000}-"
-    cases = build_class(root, prefix)
+    service = host_listener()
+    cases = build_class(root, prefix, service.getsockname()[1])
+    (root / "victim.txt").write_text("the instructor's file")
     released = {p: p.read_bytes() for p in (root / "exercises").rglob("*.ipynb")}
     started = time.monotonic()
     try:
@@ -424,6 +528,7 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "released": released,
         }
     finally:
+        service.close()
         for name in cases:
             remove_learner_resources(learner_of(prefix + name), timeout=60)
         for line in _processes_of(f"sleep {MARK}"):
@@ -436,6 +541,8 @@ def test_the_run_finishes_and_every_submission_has_its_status_and_reason(graded_
     print(run, f"\n({graded_class['seconds']:.0f} s)")
     for name, case in cases.items():
         outcome = run[_key(prefix, name)]
+        if case["status"] == "any":  # its own test says what it may end as
+            continue
         assert outcome.status == case["status"], (name, outcome.status, outcome.reason)
         assert case.get("reason", "") in outcome.reason, (name, outcome.reason)
         if outcome.status != "graded":
@@ -495,8 +602,9 @@ def test_grades_csv_has_every_student_with_status_and_no_score_for_the_ungradabl
         if name == "lost":
             continue
         row = by_key[(prefix + name, ASSIGNMENT)]
-        assert row["status"] == case["status"], (name, row)
-        if case["status"] == "graded":
+        expected = graded_class["run"][_key(prefix, name)].status
+        assert row["status"] == expected and case["status"] in (expected, "any"), (name, row)
+        if expected == "graded":
             assert (
                 float(row["raw_score"]) == _grading.scores(root, ASSIGNMENT, prefix + name)["score"]
             )
@@ -554,6 +662,38 @@ def test_a_graded_notebook_reaches_no_other_students_containers_nor_the_host(
     assert "ENGINE REACHED []" in outputs, f"the engine guard let it: {outputs[-600:]}"
     assert _grading.scores(root, ASSIGNMENT, f"{prefix}hurts")["score"] == 3
     assert _grading.scores(root, ASSIGNMENT, f"{prefix}full")["score"] == 3, "the victim's grade"
+
+
+@integration
+def test_a_graded_notebook_reaches_nothing_of_this_machine_the_cluster_or_the_grader(
+    graded_class: Any,
+) -> None:
+    """The host's services, root's files, the grader's environment, other students' namespaces,
+    privileged pods and the folder nbgrader writes to: none of them, and its own work counts."""
+    root, prefix = graded_class["root"], graded_class["prefix"]
+    graded = root / "autograded" / f"{prefix}escapes" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    outputs = json.dumps([c.get("outputs") for c in nbformat.read(graded, 4).cells])
+    assert "ESCAPES REACHED []" in outputs, f"it got out: {outputs[-900:]}"
+    assert (root / "victim.txt").read_text() == "the instructor's file", "written through a link"
+    assert not graded.is_symlink()
+    assert _grading.scores(root, ASSIGNMENT, f"{prefix}escapes")["score"] == 3, "its own work"
+    assert graded_class["run"][f"{prefix}escapes/{ASSIGNMENT}"].credentials == "grading account"
+
+
+@integration
+def test_a_fork_bomb_and_a_memory_hog_take_nothing_from_the_others(graded_class: Any) -> None:
+    """Graded beside the others: the fork bomb stops at the process limit, the 30 GiB hog at the
+    memory limit (not gradable, saying so); every honest submission keeps its full marks and the
+    cluster answers."""
+    root, prefix, run = graded_class["root"], graded_class["prefix"], graded_class["run"]
+    bomb = run[f"{prefix}forkbomb/{ASSIGNMENT}"]
+    assert bomb.status in ("graded", "timed out", "kernel died"), bomb
+    assert bomb.status != "graded" or "it left running were killed" in bomb.reason, bomb.reason
+    hog = run[f"{prefix}hog/{ASSIGNMENT}"]
+    assert hog.status == "memory limit" and "GiB" in hog.reason, hog
+    for honest in ("full", "snoops", "hurts", "escapes", "huge"):
+        assert _grading.scores(root, ASSIGNMENT, prefix + honest)["score"] == 3, honest
+    assert k8s.request("GET", "/readyz") == "ok"
 
 
 @integration

@@ -263,11 +263,13 @@ def test_classroom_down_removes_every_namespace_and_role(classroom: dict[str, An
     assert not classroom["out"].exists()
 
 
-def test_make_grade_grades_a_student_with_their_classroom_kubeconfig(
+def test_make_grade_grades_every_student_with_credentials_of_their_own(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The graded notebook asks the cluster to list every namespace: with the student's own
-    kubeconfig it is refused, and only then does the answer earn its point."""
+    """The graded notebook asks the cluster to list every namespace: with credentials of the
+    student's own it is refused, and only then does the answer earn its point. Without a
+    classroom, the run makes the student an account of that kind and removes it after; only
+    CLASSROOM=0 (--no-classroom) grades with the instructor's kubeconfig, and says so."""
     import nbformat
 
     from helpers.__main__ import main
@@ -285,14 +287,22 @@ def test_make_grade_grades_a_student_with_their_classroom_kubeconfig(
     folder = root / "submitted" / student / OTHER
     folder.mkdir(parents=True)
     nbformat.write(_with(other_notebook(), answer_other=answer), folder / f"{OTHER}.ipynb")
+    account = f"serviceaccount/{learner_label(student)}"
     try:
-        _classroom.up([student], [OTHER], root / "classroom")
         assert main(["grade", "--root", str(root), "--jobs", "1"]) == 0
-        assert _grading_score(root, student) == 1, "graded with the student's own credentials"
-        assert "graded with your kubeconfig" not in capsys.readouterr().out
+        assert _grading_score(root, student) == 1, "graded with an account of the student's own"
+        printed = capsys.readouterr().out
+        assert "1 grading account (made for this run and removed)" in printed, printed
+        assert not k8s.exists(account, "course-classroom"), "the grading account is removed"
+        _classroom.up([student], [OTHER], root / "classroom")
+        assert main(["grade", "--root", str(root), "--force"]) == 0
+        assert _grading_score(root, student) == 1, "graded with the student's classroom account"
+        printed = capsys.readouterr().out
+        assert "1 classroom account" in printed and "your kubeconfig" not in printed, printed
+        assert k8s.exists(account, "course-classroom"), "a classroom account stays"
         assert main(["grade", "--root", str(root), "--force", "--no-classroom"]) == 0
         assert _grading_score(root, student) == 0, "with the instructor's, the listing works"
-        assert "1 student(s) graded with your kubeconfig" in capsys.readouterr().out
+        assert "1 notebook(s) graded with your kubeconfig" in capsys.readouterr().out
     finally:
         _classroom.down(root / "classroom")
 

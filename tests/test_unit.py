@@ -513,27 +513,6 @@ def test_default_jobs_is_two_more_than_the_cores_unless_memory_is_short(
     assert settings.default_jobs() == 1
 
 
-def test_a_sandboxed_kernel_gets_its_own_folders_on_top_of_the_shared_plan(tmp_path: Path) -> None:
-    import json
-
-    from helpers._grading import enter_sandbox
-
-    plan = {"mounts": ["--ro-bind", "/usr", "/usr"], "kernel": ["python3", "-m", "ipykernel"]}
-    sockets = tmp_path / "sockets"
-    sockets.mkdir()
-    connection = tmp_path / "kernel-1.json"
-    connection.write_text(json.dumps({"transport": "ipc", "ip": str(sockets / "k")}))
-    args = enter_sandbox.command(plan, str(connection), "/work/ann")
-    line = " ".join(args)
-    assert args[0] == "bwrap" and "--ro-bind /usr /usr" in line
-    assert f"--ro-bind {connection} {connection}" in line  # read-only: its key, not a way out
-    assert "--bind /work/ann /work/ann --chdir /work/ann" in line
-    assert f"--bind {sockets} {sockets}" in line
-    assert args[-5:] == ["python3", "-m", "ipykernel", "-f", str(connection)]
-    connection.write_text(json.dumps({"transport": "tcp", "ip": "127.0.0.1"}))
-    assert f"--bind {sockets}" not in " ".join(enter_sandbox.command(plan, str(connection), "/w"))
-
-
 def test_importing_helpers_leaves_plotting_and_widgets_for_later() -> None:
     import subprocess
     import sys

@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-classroom",
         action="store_true",
-        help="grade with your kubeconfig even where classroom/<id>/kubeconfig exists",
+        help="grade every notebook with your kubeconfig (not the students' own accounts): "
+        "their code can then reach everything you can",
     )
     parser.add_argument(
         "--timeout", type=float, default=None, help="seconds per cell (default: nbgrader_config.py)"
@@ -62,16 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     accounts = args.root / "classroom"
-    with_yours: set[str] = set()
 
-    def environment(student: str) -> dict[str, str]:
-        # With a classroom (make classroom), each notebook is graded with its student's own
-        # kubeconfig: it reaches only that student's namespaces.
+    def classroom(student: str) -> Path | None:
+        # make classroom gave this student a kubeconfig of their own: their notebook uses it.
         kubeconfig = accounts / student / "kubeconfig"
-        if kubeconfig.is_file() and not args.no_classroom:
-            return {"KUBECONFIG": str(kubeconfig)}
-        with_yours.add(student)
-        return {}
+        return kubeconfig if kubeconfig.is_file() else None
 
     try:
         run = grade(
@@ -84,17 +80,12 @@ def main(args: argparse.Namespace) -> int:
             keep=args.keep,
             timeout=args.timeout,
             sandbox=False if args.no_sandbox else None,
-            environment=environment,
+            classroom=classroom,
+            yours=args.no_classroom,
         )
     except KeyboardInterrupt:
         print("\n✗ stopped")
         return 130
     print()
     print(run)
-    if with_yours:
-        print(
-            f" ! {len(with_yours)} student(s) graded with your kubeconfig (no "
-            "classroom/<id>/kubeconfig, or CLASSROOM=0): their notebooks could reach other "
-            "students' namespaces. make classroom ROSTER=students.csv gives each their own."
-        )
     return run.exit_code

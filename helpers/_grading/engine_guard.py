@@ -51,7 +51,9 @@ class _UnixConnection(http.client.HTTPConnection):
 class EngineGuard:
     """Serve ``socket_path`` for ``learner``, forwarding what is allowed to ``upstream``."""
 
-    def __init__(self, learner: str, socket_path: Path, upstream: str) -> None:
+    def __init__(
+        self, learner: str, socket_path: Path, upstream: str, on_ports: Any = None
+    ) -> None:
         self.learner = learner
         self.prefix = f"{learner}-"
         self.socket_path = socket_path

@@ -24,17 +24,19 @@ def is_junk(name: str) -> bool:
     return name.startswith(".") or ignored(name, [*JUNK, *ignore_patterns()])
 
 
+def strays(folder: str | Path, names: list[str]) -> list[str]:
+    """What a copy of a submission leaves out (``shutil.copytree``'s ``ignore``): junk, and every
+    symbolic link: a link in a submission (to /etc/shadow, to your SSH key) would have the grader
+    copy what it points at into the student's sandbox."""
+    return [n for n in names if is_junk(n) or Path(folder, n).is_symlink()]
+
+
 def copy_in(incoming: Path, submitted: Path) -> None:
     """Copy a collected folder of ``<student>/<assignment>/`` into ``submitted/``, without strays."""
     for student in sorted(incoming.iterdir()):
-        if not student.is_dir() or is_junk(student.name):
+        if student.is_symlink() or not student.is_dir() or is_junk(student.name):
             continue
-        shutil.copytree(
-            student,
-            submitted / student.name,
-            dirs_exist_ok=True,
-            ignore=lambda _folder, names: [n for n in names if is_junk(n)],
-        )
+        shutil.copytree(student, submitted / student.name, dirs_exist_ok=True, ignore=strays)
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,12 @@ def find(
         return found
     patterns = [*JUNK, *ignore_patterns()]
     for student in sorted(submitted.iterdir()):
-        if not student.is_dir() or is_junk(student.name):
+        if student.is_symlink() or not student.is_dir() or is_junk(student.name):
             continue
         if wanted_students and student.name not in wanted_students:
             continue
         for folder in sorted(student.iterdir()):
-            if not folder.is_dir() or is_junk(folder.name):
+            if folder.is_symlink() or not folder.is_dir() or is_junk(folder.name):
                 continue
             if wanted_assignments and folder.name not in wanted_assignments:
                 continue
@@ -131,7 +133,9 @@ def check(
             f"there is no assignment named {submission.assignment!r} (known: {known})",
         )
     handed_in = sorted(
-        p for p in submission.folder.glob("*.ipynb") if p.is_file() and not is_junk(p.name)
+        p
+        for p in submission.folder.glob("*.ipynb")
+        if p.is_file() and not p.is_symlink() and not is_junk(p.name)
     )
     expected = sorted(source.notebooks)
     present = [p for p in handed_in if p.stem in source.notebooks]

@@ -11,11 +11,21 @@ WRONG_ASSIGNMENT = "wrong assignment"
 CHECKSUM = "checksum mismatch"
 TIMED_OUT = "timed out"
 KERNEL_DIED = "kernel died"
+MEMORY_LIMIT = "memory limit"  # the OOM killer ended a process at the submission's memory limit
 ERROR = "grading error"
 MISSING = "missing"  # grades.csv only: an assignment the student did not hand in
 INTERRUPTED = "interrupted"  # the instructor stopped the run (Ctrl+C); graded again next time
 
-STATUSES = (GRADED, INVALID, WRONG_ASSIGNMENT, CHECKSUM, TIMED_OUT, KERNEL_DIED, ERROR)
+STATUSES = (
+    GRADED,
+    INVALID,
+    WRONG_ASSIGNMENT,
+    CHECKSUM,
+    TIMED_OUT,
+    KERNEL_DIED,
+    MEMORY_LIMIT,
+    ERROR,
+)
 
 
 @dataclass
@@ -31,6 +41,7 @@ class Outcome:
     log: str | None = None  # the full log of this submission's grading
     namespaces: list[str] = field(default_factory=list)  # deleted after grading, maybe not gone
     flags: str = ""  # answer cells that reach for the grading itself (tampering.py)
+    credentials: str = ""  # which cluster credentials the notebook had (runner.CLASSROOM, ...)
 
     @property
     def key(self) -> str:

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import fcntl
+import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .._errors import CourseError
 from .._output import Table
@@ -24,7 +26,7 @@ from .cleanup import learner_of, wait_gone
 from .course import REPO_ROOT, Source
 from .outcome import ERROR, GRADED, INTERRUPTED, Outcome
 from .progress import Progress
-from .runner import Job, run_submission, warm_up
+from .runner import CLASSROOM, GRADING_ACCOUNT, YOURS, Job, run_submission, warm_up
 from .settings import default_jobs, settings
 
 NEEDS_INSTRUCTOR = 3  # the exit code when some submission could not be graded, or is flagged
@@ -79,6 +81,20 @@ class ClassRun:
         ]
         if self.csv:
             lines.append(f"Grades: {self.csv}; feedback in {self.csv.parent / 'feedback'}")
+        used = Counter(self[key].credentials for key in self.graded_now if self[key].credentials)
+        if used:
+            lines.append(
+                "Cluster credentials: "
+                + ", ".join(
+                    f"{count} {kind}{'s' if count > 1 else ''}" for kind, count in used.items()
+                )
+                + (" (made for this run and removed)" if used.get(GRADING_ACCOUNT) else "")
+            )
+        if used.get(YOURS):
+            lines.append(
+                f" ! {used[YOURS]} notebook(s) graded with your kubeconfig (CLASSROOM=0): their "
+                "code could reach everything you can on the cluster."
+            )
         for outcome in self.needs_instructor():
             if outcome.graded:  # graded, and flagged
                 lines.append(f"  ⚑ {outcome.key}: graded, flagged: {outcome.flags}")
@@ -118,7 +134,8 @@ def grade(
     cell_output_limit: int | None = None,
     notebook_output_limit: int | None = None,
     containment: str | None = None,
-    environment: Callable[[str], dict[str, str]] | None = None,
+    classroom: Callable[[str], Path | None] | None = None,
+    yours: bool = False,
     kernel_name: str | None = None,
     sandbox: bool | None = None,
     out: TextIO | None = None,
@@ -129,8 +146,14 @@ def grade(
 
     ``timeout`` is per cell (default: nbgrader_config.py's Execute.timeout); the other limits
     default to ``c.ClassGrading.*`` there. ``keep`` leaves the students' namespaces and
-    containers for inspection. ``environment(student)`` adds to the kernel's environment (e.g.
-    that student's KUBECONFIG) and ``kernel_name`` picks another kernel spec for every
+    containers for inspection.
+
+    Cluster credentials: each notebook is graded with its student's own. ``classroom(student)``
+    names a student's classroom kubeconfig (``make classroom``), if there is one; a student
+    without one gets an account made for the grading, confined as a classroom student's, and
+    removed after it (``_classroom.grading_account``). ``yours`` grades every notebook with
+    the instructor's kubeconfig instead (``CLASSROOM=0``). ``kernel_name`` picks another kernel
+    spec for every
     submission. ``sandbox`` (default: ``c.ClassGrading.sandbox``) runs each notebook in a
     bubblewrap sandbox where bwrap works (helpers/_grading/sandbox.py)."""
     with _one_run_at_a_time(root), _signals_stop_the_run():
@@ -147,7 +170,8 @@ def grade(
             cell_output_limit=cell_output_limit,
             notebook_output_limit=notebook_output_limit,
             containment=containment,
-            environment=environment,
+            classroom=classroom,
+            yours=yours,
             kernel_name=kernel_name,
             sandbox=sandbox,
             out=out or sys.stdout,
@@ -169,6 +193,47 @@ def _sandbox(wanted: bool, kernel_name: str | None, out: TextIO) -> bool:
         flush=True,
     )
     return False
+
+
+def _credentials(
+    student: str, classroom: Callable[[str], Path | None] | None, yours: bool
+) -> dict[str, Any]:
+    """The Job fields that say which kubeconfig a student's notebook is graded with."""
+    if yours:
+        from .._cluster import kubeconfig_path
+
+        chosen = kubeconfig_path()
+        return {"kubeconfig": chosen.split(os.pathsep)[0] if chosen else None, "credentials": YOURS}
+    own = classroom(student) if classroom else None
+    if own is not None:
+        return {"kubeconfig": str(own), "credentials": CLASSROOM}
+    return {"kubeconfig": None, "credentials": GRADING_ACCOUNT}
+
+
+def _say_what_is_missing(sandboxed: bool, options: Any, out: TextIO) -> bool:
+    """One line for each protection this machine cannot give a graded notebook (nothing when
+    all are there). Returns whether the kernels get network namespaces of their own."""
+    from .containment import Containment
+    from .network import unavailable
+    from .sandbox import sandbox_user
+
+    missing = []
+    probe = Containment.create(f"probe-{os.getpid()}", memory=options.memory_limit)
+    probe.remove()
+    if probe.missing():
+        missing.append(f"{'; '.join(probe.missing())}: one notebook can take the machine")
+    why_not = unavailable()
+    if why_not:
+        missing.append(
+            f"no network isolation ({why_not}): notebooks reach whatever listens on this machine"
+        )
+    try:
+        sandbox_user()
+    except (OSError, KeyError) as error:  # each submission then fails to start, saying why
+        missing.append(f"the kernels cannot leave root: {error}")
+    for line in missing:
+        print(f" ! {line}", file=out, flush=True)
+    return why_not is None
 
 
 @contextmanager
@@ -220,7 +285,8 @@ def _grade(
     cell_output_limit: int | None,
     notebook_output_limit: int | None,
     containment: str | None,
-    environment: Callable[[str], dict[str, str]] | None,
+    classroom: Callable[[str], Path | None] | None,
+    yours: bool,
     kernel_name: str | None,
     sandbox: bool | None,
     out: TextIO,
@@ -231,6 +297,7 @@ def _grade(
     jobs = jobs or options.jobs or default_jobs()
     submission_timeout = submission_timeout or options.submission_timeout
     sandboxed = _sandbox(options.sandbox if sandbox is None else sandbox, kernel_name, out)
+    isolated = sandboxed and _say_what_is_missing(sandboxed, options, out)
     submitted = root / "submitted"
     if submissions is not None and submissions.resolve() != submitted.resolve():
         intake.copy_in(submissions, submitted)
@@ -296,9 +363,12 @@ def _grade(
                         or options.notebook_output_limit,
                         keep=keep,
                         containment=containment,
-                        env=environment(submission.student) if environment else {},
+                        memory_limit=options.memory_limit,
+                        pids_limit=options.pids_limit,
+                        **_credentials(submission.student, classroom, yours),
                         kernel_name=kernel_name,
                         sandbox=sandboxed,
+                        network=isolated,
                     ),
                 )
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
 import signal
 import threading
@@ -23,12 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._errors import CourseError
+from . import network
 from .cleanup import Removed, learner_of, remove_learner_resources
 from .containment import Containment
 from .course import Source
-from .intake import Submission, is_junk
-from .outcome import INTERRUPTED, KERNEL_DIED, TIMED_OUT, Outcome
+from .intake import Submission, strays
+from .outcome import ERROR, INTERRUPTED, KERNEL_DIED, MEMORY_LIMIT, TIMED_OUT, Outcome
 from .workfiles import LOG, RESULT, where
+
+# Which cluster credentials a notebook is graded with.
+CLASSROOM = "classroom account"  # the student's own, from make classroom
+GRADING_ACCOUNT = "grading account"  # made for this submission, confined the same way, removed
+YOURS = "your kubeconfig"  # the instructor's (CLASSROOM=0): the notebook can reach everything
 
 _start_lock = threading.Lock()
 _context: Any = None
@@ -64,9 +72,14 @@ class Job:
     notebook_output_limit: int
     keep: bool = False  # keep the student's namespaces and containers for inspection
     env: dict[str, str] = field(default_factory=dict)  # the kernel's extra environment
+    kubeconfig: str | None = None  # the notebook's cluster credentials (None: see credentials)
+    credentials: str = "grading account"  # CLASSROOM, GRADING_ACCOUNT (made here) or YOURS
     kernel_name: str | None = None  # a kernel spec other than the notebook's own
     sandbox: bool = False  # the notebook runs in helpers/_grading/sandbox.py's kernel
+    network: bool = False  # its kernels get network namespaces of their own (network.py)
     containment: str | None = None  # force a containment kind (tests)
+    memory_limit: int = 2 * 2**30  # bytes the submission may use (where cgroups allow)
+    pids_limit: int = 2048  # processes it may have at once
 
     @property
     def student(self) -> str:
@@ -77,15 +90,13 @@ class Job:
         return self.submission.assignment
 
 
-def _prepare(job: Job) -> Path:
+def _prepare(job: Job, namespaces: dict[str, str], kubeconfig: str | None) -> Path:
     """The private course root; returns the job file."""
     work = job.work
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(
-        job.submission.folder,
-        work / "submitted" / job.student / job.assignment,
-        ignore=lambda _folder, names: [n for n in names if is_junk(n)],
+        job.submission.folder, work / "submitted" / job.student / job.assignment, ignore=strays
     )
     shutil.copytree(job.source.folder, work / "solutions" / job.assignment)
     shutil.copy(job.template, work / "gradebook.db")
@@ -97,8 +108,10 @@ def _prepare(job: Job) -> Path:
         "cell_output_limit": job.cell_output_limit,
         "notebook_output_limit": job.notebook_output_limit,
         "env": job.env,
+        "kubeconfig": kubeconfig,
         "kernel_name": job.kernel_name,
         "sandbox": job.sandbox,
+        "namespaces": namespaces,
     }
     path = work / "job.json"
     path.write_text(json.dumps(spec))
@@ -117,13 +130,33 @@ def run_submission(job: Job, stop: threading.Event | None = None) -> Outcome:
         # Leftovers of an earlier run kept for inspection would change this grade. (A namespace
         # still terminating is no leftover: the notebook waits for it before making it again.)
         notes.extend(_cleanup(learner).problems)
-    job_file = _prepare(job)
+    try:
+        kubeconfig = _kubeconfig(job)
+    except CourseError as error:
+        reason = f"could not make the student's grading account: {error.message}"
+        return Outcome(job.student, job.assignment, ERROR, reason)
+    try:
+        namespaces = _network_namespaces(job) if job.network else {}
+    except OSError as error:
+        _remove_account(job, notes)
+        reason = f"could not make its network namespaces: {error}"
+        return Outcome(job.student, job.assignment, ERROR, reason)
+    roles = {role: str(made.path) for role, made in namespaces.items()}
+    job_file = _prepare(job, roles, kubeconfig)
     phases["before"] = time.monotonic() - started
-    containment = Containment.create(f"{learner}-{job.work.name}", job.containment)
+    containment = Containment.create(
+        f"{learner}-{job.work.name}",
+        job.containment,
+        memory=job.memory_limit,
+        pids=job.pids_limit,
+    )
     try:
         outcome, left = _supervise(job, job_file, containment, stop, started)
+        _over_memory(outcome, containment, job.memory_limit)
     finally:
         busy = containment.remove()
+        for made in namespaces.values():
+            made.delete()
     if busy:
         notes.append(f"cgroups still busy after the kill, left behind: {', '.join(busy)}")
     phases["worker"] = time.monotonic() - started - phases["before"]
@@ -136,7 +169,9 @@ def run_submission(job: Job, stop: threading.Event | None = None) -> Outcome:
         removed = _cleanup(learner)
         notes.extend(removed.problems)
         outcome.namespaces = removed.namespaces
+    _remove_account(job, notes)
     outcome.seconds = time.monotonic() - started
+    outcome.credentials = job.credentials
     phases["after"] = outcome.seconds - sum(phases.values())
     outcome.log = str(job.work / LOG)
     with open(outcome.log, "a") as log:
@@ -196,6 +231,64 @@ def _supervise(
     how = f"by {_signal_name(-code)}" if code is not None and code < 0 else f"with exit code {code}"
     reason = f"the grading process ended {how} {position}: does the code signal its parent?"
     return Outcome(job.student, job.assignment, KERNEL_DIED, reason), killed
+
+
+def _kubeconfig(job: Job) -> str | None:
+    """The kubeconfig the notebook is graded with: the job's own, or a grading account's made
+    now (none when there is no cluster to make it on: the notebook then reaches none)."""
+    if job.credentials != GRADING_ACCOUNT:
+        return job.kubeconfig
+    from .._classroom import grading_account
+    from .._errors import ClusterUnreachable
+
+    path = job.work.with_name(f"{job.work.name}.kubeconfig")
+    seconds = int(job.submission_timeout) + 600  # the token outlives the grading, not more
+    try:
+        return str(grading_account(job.student, job.assignment, path, seconds=seconds))
+    except ClusterUnreachable:
+        return None
+
+
+def _remove_account(job: Job, notes: list[str]) -> None:
+    if job.credentials != GRADING_ACCOUNT:
+        return
+    from .._classroom import remove_grading_account
+
+    try:
+        remove_grading_account(job.student)
+    except CourseError as error:
+        notes.append(f"its grading account was not removed: {error.message}")
+
+
+def _network_namespaces(job: Job) -> dict[str, network.Namespace]:
+    """A network namespace for each of the submission's kernels: the student's and the
+    grader's own (network.py). Named after this process and the job: unique on the machine."""
+    made: dict[str, network.Namespace] = {}
+    try:
+        for role in ("student", "grader"):
+            made[role] = network.Namespace.create(f"{os.getpid()}-{job.work.name}-{role}")
+    except OSError:
+        for namespace in made.values():
+            namespace.delete()
+        raise
+    return made
+
+
+def _over_memory(outcome: Outcome, containment: Containment, limit: int) -> None:
+    """A submission whose process the OOM killer ended at the memory limit is not gradable for
+    that reason, whatever else it died of; a graded one keeps its grade, with a note."""
+    kills = containment.oom_kills()
+    if not kills or outcome.status == INTERRUPTED:
+        return
+    said = f"{kills} process(es) ended at the memory limit of {limit / 2**30:g} GiB"
+    if outcome.graded:
+        outcome.reason = "; ".join(filter(None, [outcome.reason, said]))
+        return
+    outcome.status = MEMORY_LIMIT
+    outcome.reason = (
+        f"the notebook used more than the {limit / 2**30:g} GiB one submission may use "
+        f"({said}; before: {outcome.reason})"
+    )
 
 
 def _cleanup(learner: str) -> Removed:

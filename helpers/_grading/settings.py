@@ -35,6 +35,14 @@ class ClassGrading(Configurable):
         "bwrap works: it sees only its own folder, not the gradebook, solutions/ or other "
         "students' work.",
     ).tag(config=True)
+    memory_limit = Integer(
+        2 * 2**30,
+        help="Bytes of memory one submission may use (its grader, kernels and what they start); "
+        "past it the submission is not gradable: memory limit.",
+    ).tag(config=True)
+    pids_limit = Integer(2048, help="Processes (and threads) one submission may have at once.").tag(
+        config=True
+    )
     cleanup_timeout = Float(
         120, help="Seconds to wait for a student's namespaces to be gone after grading."
     ).tag(config=True)

@@ -26,11 +26,12 @@ from typing import Any
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 
-from . import rerun, sandbox, tampering
+from . import credentials, network, rerun, sandbox, tampering
 from .cleanup import learner_of
 from .containment import Containment
 from .course import api, config
 from .engine_guard import EngineGuard
+from .enter_sandbox import ROLE
 from .execute import CUT_MARK, CappedExecute
 from .outcome import CHECKSUM, ERROR, GRADED, INVALID, KERNEL_DIED, TIMED_OUT, one_line
 from .workfiles import LOG, PROGRESS, RERUNS, RESULT, running_cell, where
@@ -177,6 +178,7 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     root = Path(job["root"])
     assignment, student = job["assignment"], job["student"]
     guard: EngineGuard | None = None
+    relay: network.Relay | None = None
     extra = Config()
     extra.Autograde.autograde_preprocessors = preprocessors(
         config(root).Autograde.get("autograde_preprocessors")
@@ -187,8 +189,9 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     extra.CappedExecute.reruns = rerun.plans(root / "solutions" / assignment)
     extra.CappedExecute.rerun_folder = str(root / "grader-checks")
     extra.CappedExecute.rerun_record = str(root / RERUNS)
-    # Its folder is not the student's: it learns whose work it checks from the environment.
-    extra.CappedExecute.rerun_env = {"COURSE_LEARNER": student}
+    # Its folder is not the student's: it learns whose work it checks from the environment;
+    # and its network is its own (network.py), not the student's kernel's.
+    extra.CappedExecute.rerun_env = {"COURSE_LEARNER": student, ROLE: "grader"}
     # The kernel talks to the grader over Unix sockets in a folder of this grading's own: TCP
     # ports picked free by one grader can be taken by another before its kernel binds them.
     sockets = root / "kernel"
@@ -198,14 +201,10 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     if job.get("kernel_name"):
         extra.Execute.kernel_name = job["kernel_name"]
     elif job.get("sandbox"):
-        engine = sandbox.docker_socket()
-        if engine is not None:  # the notebook's Docker: only this student's containers
-            guard = EngineGuard(learner_of(student), root / "docker.sock", str(engine)).start()
-            os.environ["COURSE_DOCKER_GUARD"] = str(guard.socket_path)
-        data = root / "jupyter"
-        extra.Execute.kernel_name = sandbox.install_kernel_spec(data)
+        guard, relay = _sandbox(root, student, job.get("kubeconfig"), job.get("namespaces") or {})
+        extra.Execute.kernel_name = sandbox.KERNEL_NAME
         os.environ["JUPYTER_PATH"] = os.pathsep.join(
-            [str(data), *filter(None, [os.environ.get("JUPYTER_PATH")])]
+            [str(root / "jupyter"), *filter(None, [os.environ.get("JUPYTER_PATH")])]
         )
     execute = {"timeout": job["timeout"]} if job.get("timeout") else {}
     grader = api(root, extra=extra, **execute)
@@ -233,6 +232,10 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
             left = containment.kill_others() if containment else 0
             if guard is not None:
                 guard.stop()
+            if relay is not None:
+                relay.close()
+                if relay.refused:
+                    print(f"network: refused {', '.join(relay.refused[:20])}", flush=True)
 
     notes = []
     cut = _cut_cells(root / "autograded" / student / assignment)
@@ -256,6 +259,76 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
         "left_running": left,
         **_scores(root, assignment, student),
     }
+
+
+def _sandbox(
+    root: Path, student: str, chosen: str | None, namespaces: dict[str, str]
+) -> tuple[EngineGuard | None, network.Relay | None]:
+    """Everything the sandboxed kernels reach, made for this student: their kubeconfig (a copy
+    of ``chosen``), the engine guard, the network relay into their namespaces; then the kernel
+    spec that uses them. Returns the guard and the relay, to stop when the notebook is done."""
+    learner = learner_of(student)
+    user = sandbox.sandbox_user()
+    private = root / "sandbox"
+    private.mkdir(mode=0o711, exist_ok=True)
+    kubeconfig = hosts = None
+    api: set[network.Endpoint] = set()
+    if chosen is not None:
+        flat = credentials.flatten(Path(chosen))
+        kubeconfig = credentials.write_private(flat, private / "kubeconfig", user)
+        name, port, addresses = credentials.api_server(flat)
+        api = {(address, port) for address in addresses}
+        if namespaces and name not in addresses and name != "localhost":
+            hosts = private / "hosts"  # the name must lead to the relay, inside
+            lines = ["127.0.0.1 localhost", "::1 localhost", *(f"{a} {name}" for a in addresses)]
+            hosts.write_text("\n".join(lines) + "\n")
+    relay = None
+    if namespaces:
+        for path in namespaces.values():
+            for address, _ in api:
+                network.Namespace(Path(path).name).add_address(address)
+        engine = sandbox.docker_socket()
+        relay = network.Relay(
+            [Path(p) for p in namespaces.values()],
+            allowed=lambda endpoint: endpoint in api or _published(engine, learner, endpoint[1]),
+        )
+        for endpoint in api:
+            relay.open(endpoint)
+    guard = None
+    engine = sandbox.docker_socket()
+    if engine is not None:  # the notebook's Docker: only this student's containers
+
+        def on_ports(ports: set[int]) -> None:  # a container of theirs publishes these
+            for port in ports:
+                if relay is not None:
+                    relay.open(("127.0.0.1", port))
+
+        guard = EngineGuard(learner, root / "docker.sock", str(engine), on_ports=on_ports)
+        guard.start()
+    sandbox.install_kernel_spec(
+        root / "jupyter",
+        kubeconfig=kubeconfig,
+        docker_socket=guard.socket_path if guard else None,
+        user=user,
+        copies=root / "kernel-files",
+        namespaces=namespaces,
+        hosts=hosts,
+    )
+    return guard, relay
+
+
+def _published(engine: Path | None, learner: str, port: int) -> bool:
+    """Whether one of the learner's containers publishes ``port`` on this machine now."""
+    if engine is None:
+        return False
+    import docker
+
+    client = docker.APIClient(base_url=f"unix://{engine}", timeout=10)
+    try:
+        listed = client.containers(filters={"label": f"course.learner={learner}"})
+    finally:
+        client.close()
+    return any(p.get("PublicPort") == port for c in listed for p in c.get("Ports") or [])
 
 
 def _flag(root: Path, student: str, assignment: str) -> str:
@@ -303,6 +376,9 @@ def run(job_file: str, containment: Containment) -> None:
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, signal.SIG_DFL)
     os.environ.update(job.get("env") or {})
+    # The notebook's cluster credentials are the job's, never whatever the grader's are: a
+    # kernel outside the sandbox inherits this (a file that is not there: no cluster at all).
+    os.environ["KUBECONFIG"] = job.get("kubeconfig") or str(Path(job["root"]) / "no-kubeconfig")
     warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's SQLAlchemy use
     started = time.monotonic()
     print(
