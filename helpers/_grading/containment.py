@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .processes import kill_tree, reap_children, send, tree
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GROUP = "course-grading"
 PIDS_MAX = 2048  # processes (threads count too) one submission may have at once
@@ -272,7 +274,7 @@ class Containment:
             return [int(pid) for pid in text.split()]
         if leader is None:
             return []
-        return _tree(leader)
+        return tree(leader)
 
     def kill_all(self, leader: int | None = None, timeout: float = 10.0) -> int:
         """Kill every process in the containment; returns how many there were. ``leader`` is the
@@ -285,12 +287,12 @@ class Containment:
                 self._freeze(True)
                 members = self.members(leader)
                 for pid in members:
-                    _signal(pid, signal.SIGKILL)
+                    send(pid, signal.SIGKILL)
                 self._freeze(False)
             elif self.kind == "cgroup-v2" and members:
                 (Path(self.paths[0]) / "cgroup.kill").write_text("1")
             elif self.kind == "session":
-                members = _kill_tree(members, leader)
+                members = kill_tree(members, leader)
             killed.update(members)
             if not self.members(leader) or time.monotonic() > deadline:
                 return len(killed)
@@ -309,10 +311,10 @@ class Containment:
             if not others:
                 break
             for pid in others:
-                _signal(pid, signal.SIGSTOP)  # no forking between the listing and the kill
+                send(pid, signal.SIGSTOP)  # no forking between the listing and the kill
             for pid in others:
-                _signal(pid, signal.SIGKILL)
-                _signal(pid, signal.SIGCONT)
+                send(pid, signal.SIGKILL)
+                send(pid, signal.SIGCONT)
             killed.update(others)
             time.sleep(0.02)
         return len(killed)
@@ -325,11 +327,11 @@ class Containment:
         me = os.getpid()
         killed = 0
         for _ in range(20):
-            members = [pid for pid in _tree(me) if pid != me]
+            members = [pid for pid in tree(me) if pid != me]
             if not members:
                 break
-            killed += len(_kill_tree(members, None))
-            _reap_children()
+            killed += len(kill_tree(members, None))
+            reap_children()
         return killed
 
     def _freeze(self, frozen: bool) -> None:
@@ -357,103 +359,3 @@ class Containment:
                         break
                     time.sleep(0.1)  # the last members are still exiting
         return busy
-
-
-def _kill_tree(members: list[int], leader: int | None) -> list[int]:
-    # Stop them all first, so nothing forks between the listing and the kill.
-    for pid in members:
-        _signal(pid, signal.SIGSTOP)
-    groups = {_pgid(pid) for pid in members} - {0, _pgid(os.getpid())}
-    if leader is not None:
-        # The worker led its own session: its group holds whatever it started that did not
-        # start a session of its own, even after the worker itself died.
-        groups.add(leader)
-    for pid in members:
-        _signal(pid, signal.SIGKILL)
-        _signal(pid, signal.SIGCONT)
-    for group in groups:
-        with contextlib.suppress(OSError):
-            os.killpg(group, signal.SIGKILL)
-    return members
-
-
-def _reap_children() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            time.sleep(0.05)
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
-
-
-def _pgid(pid: int) -> int:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return 0
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    proc = Path("/proc")
-    if not proc.exists():  # macOS: ask ps
-        import subprocess
-
-        out = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True)
-        for line in out.stdout.splitlines():
-            pid, ppid = (int(x) for x in line.split())
-            children.setdefault(ppid, []).append(pid)
-        return children
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: split after the last ")".
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] == "Z":
-            continue  # a zombie is already dead
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    return children
-
-
-def _tree(leader: int) -> list[int]:
-    """``leader`` and all its living descendants (orphans re-parent to it: it is a subreaper)."""
-    children = _children_map()
-    found: list[int] = []
-    todo = [leader]
-    while todo:
-        pid = todo.pop()
-        if pid in found:
-            continue
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return [pid for pid in found if _alive(pid)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return not Path("/proc").exists()
