@@ -13,7 +13,13 @@ from ._classroom_policy import ACCOUNTS, LABEL, OWN, admission_policy
 from ._identity import Chapter, learner_label
 
 STUDENTS_GROUP = f"system:serviceaccounts:{ACCOUNTS}"
-QUOTA = {"pods": "30", "persistentvolumeclaims": "10", "requests.storage": "20Gi"}
+# limits.memory: what one student's pods may use at once, so no student's pods take the node
+QUOTA = {
+    "pods": "30",
+    "persistentvolumeclaims": "10",
+    "requests.storage": "20Gi",
+    "limits.memory": "8Gi",
+}
 # What a pod in a student's namespace may not do: privileged, host folders, host network.
 POD_SECURITY = {
     "pod-security.kubernetes.io/enforce": "baseline",
@@ -188,6 +194,7 @@ def student_objects(
                             # No CPU limit: CPU is shared, not lost, and a limit would refuse
                             # a request sized to the node (chapter 04). Memory is bounded.
                             "default": {"memory": "256Mi"},
+                            "max": {"memory": "2Gi"},
                         }
                     ]
                 },

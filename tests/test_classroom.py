@@ -196,6 +196,12 @@ def test_a_student_pod_cannot_have_the_node(classroom: dict[str, Any]) -> None:
         with pytest.raises(ApiException) as caught:
             core.create_namespaced_pod(ns, pod)
         assert caught.value.status == 403 and "baseline" in str(caught.value.body), pod
+    # The node's memory: one container past the limit range's maximum, nor pods past the quota.
+    hog = sleeper("hog")
+    hog["spec"]["containers"][0]["resources"] = {"limits": {"memory": "30Gi"}}
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_pod(ns, hog)
+    assert caught.value.status == 403 and "maximum memory usage" in str(caught.value.body)
 
 
 def test_pods_past_the_quota_are_refused(classroom: dict[str, Any]) -> None:

@@ -421,3 +421,36 @@ def test_a_fork_bomb_stops_at_the_process_limit(tmp_path: Path) -> None:
     finally:
         box.kill_all()
         assert box.remove() == []
+
+
+def test_make_grade_says_in_one_line_each_protection_this_machine_lacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from helpers._grading import run, settings
+
+    options = settings.ClassGrading()
+    said = io.StringIO()
+    monkeypatch.setattr(network, "unavailable", lambda: "not root")
+    monkeypatch.setattr(containment, "best_kind", lambda: "session")
+    assert run._say_what_is_missing(True, options, said) is False
+    lines = said.getvalue().splitlines()
+    assert any("no network isolation (not root)" in line for line in lines), lines
+    assert any("no processes limit" in line and "no memory limit" in line for line in lines)
+    assert all(line.startswith(" ! ") for line in lines), "one line each, marked"
+    monkeypatch.setattr(network, "unavailable", lambda: None)
+    monkeypatch.setattr(containment, "best_kind", lambda: "cgroup-v1")
+    monkeypatch.setattr(
+        containment.Containment,
+        "create",
+        classmethod(
+            lambda cls, name, kind=None, **_: cls(name, "cgroup-v1", (), containment.LIMITS)
+        ),
+    )
+    monkeypatch.setattr(containment.Containment, "remove", lambda self: [])
+    quiet = io.StringIO()
+    assert run._say_what_is_missing(True, options, quiet) is True
+    assert [
+        line for line in quiet.getvalue().splitlines() if "network" in line or "limit" in line
+    ] == []

@@ -259,6 +259,8 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "200Mi", nodefs.available: "2%", imagefs.available: "2%"}
 serializeImagePulls: false
+# A fork bomb in one pod stops at this many processes instead of taking the node.
+podPidsLimit: 4096
 # CoreDNS's Service (cluster/addons/coredns.yaml)
 clusterDNS: [$CLUSTER_DNS_IP]
 clusterDomain: $CLUSTER_DOMAIN
