@@ -952,7 +952,7 @@ class FakeEngine:
                 handler.wfile.flush()
                 time.sleep(0.05)
             handler.wfile.write(b"0\r\n\r\n")
-        elif path.endswith("/_ping") and "surprise" in handler.path:
+        elif path.endswith("/info"):
             handler.send_response(101)  # an engine that upgrades a call that is not attach/exec
             handler.send_header("Upgrade", "tcp")
             handler.end_headers()
@@ -1024,8 +1024,9 @@ def test_an_upgrade_header_on_ping_does_not_open_a_raw_pipe(wire: dict[str, Any]
 
 
 def test_an_engine_that_upgrades_a_plain_call_gets_no_raw_pipe(wire: dict[str, Any]) -> None:
-    answer = talk(wire["guard"], b"GET /_ping?surprise=1 HTTP/1.1\r\n\r\n")
-    assert b"101" not in answer.split(b"\r\n")[0]
+    answer = talk(wire["guard"], b"GET /v1.41/info HTTP/1.1\r\nUpgrade: tcp\r\n\r\n")
+    assert [p for _, p, _, _ in wire["engine"].got] == ["/v1.41/info"]
+    assert answer.startswith(b"HTTP/1.1 502") and b"upgraded" in answer, answer
 
 
 def test_pipelined_requests_are_each_checked_and_forwarded_as_the_guard_built_them(

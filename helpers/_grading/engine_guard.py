@@ -256,30 +256,29 @@ class EngineGuard:
         return self._relay(client, reader, forward, keep)
 
     def _relay(self, client: socket.socket, reader: Reader, forward: Forward, keep: bool) -> bool:
-        headers = [("Content-Type", forward.content_type)] if forward.content_type else []
-        if forward.upgrade:
-            headers += [("Connection", "Upgrade"), ("Upgrade", "tcp")]
-        else:
-            headers += [("Connection", "close")]
+        """Send ``forward`` to the engine and relay its answer; True when the connection may
+        carry another request."""
         try:
             upstream = self._connect()
         except OSError as error:
-            message = f"the course's engine guard cannot reach the engine: {error}"
-            client.sendall(error_response(502, message))
+            _refuse(client, 502, f"the course's engine guard cannot reach the engine: {error}")
             return False
         self._track(upstream)
         try:
-            upstream.sendall(render_request(forward.method, forward.target, headers, forward.body))
-            answer = Reader(upstream.recv)
-            head = read_response_head(answer)
-            status = int(head.start[1])
+            try:
+                upstream.sendall(_request(forward))
+                answer = Reader(upstream.recv)
+                head = read_response_head(answer)
+                if head.start[1] == "101" and not forward.hijack:
+                    raise Malformed("the engine upgraded a call that is not attach or exec", 502)
+            except Malformed as error:  # nothing relayed yet: the client hears why
+                _refuse(client, 502, f"the engine's answer could not be relayed: {error}")
+                return False
             if forward.hijack and _raw_stream(head):
                 client.sendall(render_raw_head(head))
                 _splice(client, reader, upstream, answer)
                 return False
-            if status == 101:
-                raise Malformed("the engine upgraded a call that is not attach or exec", 502)
-            if forward.started and 200 <= status < 300:
+            if forward.started and head.start[1].startswith("2"):
                 self._report_ports(forward.started)
             framing = response_framing(forward.method, head)
             keep = keep and framing.kind != "close"
@@ -306,6 +305,16 @@ class EngineGuard:
         with self._lock:
             self._open.discard(end)
         _close(end)
+
+
+def _request(forward: Forward) -> bytes:
+    """The request the engine gets: the guard's own head, with Upgrade only on attach/exec."""
+    headers = [("Content-Type", forward.content_type)] if forward.content_type else []
+    if forward.upgrade:
+        headers += [("Connection", "Upgrade"), ("Upgrade", "tcp")]
+    else:
+        headers += [("Connection", "close")]
+    return render_request(forward.method, forward.target, headers, forward.body)
 
 
 def _refuse(client: socket.socket, status: int, message: str) -> None:
