@@ -30,7 +30,7 @@ from . import rerun, sandbox, tampering
 from .cleanup import learner_of
 from .containment import Containment
 from .course import api, config
-from .engine_guard import EngineGuard
+from .engine_guard import EngineGuard, UnsupportedEngine, upstream_from_environment
 from .execute import CUT_MARK, CappedExecute
 from .outcome import CHECKSUM, ERROR, GRADED, INVALID, KERNEL_DIED, TIMED_OUT, one_line
 from .workfiles import LOG, PROGRESS, RERUNS, RESULT, running_cell, where
@@ -177,6 +177,7 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     root = Path(job["root"])
     assignment, student = job["assignment"], job["student"]
     guard: EngineGuard | None = None
+    notes: list[str] = []
     extra = Config()
     extra.Autograde.autograde_preprocessors = preprocessors(
         config(root).Autograde.get("autograde_preprocessors")
@@ -198,9 +199,14 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     if job.get("kernel_name"):
         extra.Execute.kernel_name = job["kernel_name"]
     elif job.get("sandbox"):
-        engine = sandbox.docker_socket()
+        try:
+            engine = upstream_from_environment(os.environ)
+        except UnsupportedEngine as error:
+            engine = None
+            print(f"engine guard: {error}", file=sys.stderr, flush=True)
+            notes.append(f"no Docker in the notebook: {error}")
         if engine is not None:  # the notebook's Docker: only this student's containers
-            guard = EngineGuard(learner_of(student), root / "docker.sock", str(engine)).start()
+            guard = EngineGuard(learner_of(student), root / "docker.sock", engine).start()
             os.environ["COURSE_DOCKER_GUARD"] = str(guard.socket_path)
         data = root / "jupyter"
         extra.Execute.kernel_name = sandbox.install_kernel_spec(data)
@@ -234,7 +240,6 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
             if guard is not None:
                 guard.stop()
 
-    notes = []
     cut = _cut_cells(root / "autograded" / student / assignment)
     if cut:
         notes.append(f"output cut in {cut} cell(s)")
