@@ -33,7 +33,8 @@ from helpers._grading.engine_http import (
     read_request_head,
     request_framing,
 )
-from helpers._grading.engine_policy import LABEL, Forward, Policy
+from helpers._grading.engine_policy import LABEL, Policy
+from helpers._grading.engine_routes import Forward
 from helpers._grading.engine_schema import Refused
 
 ME, OTHER = "gd-me", "gd-other"

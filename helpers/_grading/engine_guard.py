@@ -57,12 +57,14 @@ import socket
 import socketserver
 import sys
 import threading
+import traceback
 import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .engine_http import (
+    Framing,
     Head,
     Malformed,
     Reader,
@@ -77,7 +79,8 @@ from .engine_http import (
     request_framing,
     response_framing,
 )
-from .engine_policy import DEFAULT_MEMORY, DEFAULT_PIDS, MAX_BUILD_CONTEXT, Forward, Policy
+from .engine_policy import DEFAULT_MEMORY, DEFAULT_PIDS, Policy
+from .engine_routes import MAX_BUILD_CONTEXT, Call, Forward
 from .engine_schema import Refused
 
 MAX_CONNECTIONS = 32
@@ -155,6 +158,7 @@ class EngineGuard:
         self.on_ports = on_ports
         self._family, self._address = _address(upstream)
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._build_slot = threading.Lock()
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         guard = self
@@ -244,16 +248,31 @@ class EngineGuard:
             upgrade = bool(head.get("upgrade")) or "upgrade" in head.tokens("connection")
             call = self.policy.route(method, target, upgrade)
             framing = request_framing(head)
-            _continue_if_expected(head, framing, client)
-            body = read_body(reader, framing, call.body_limit, f"the body of {call.what}")
-            if call.route.body == "tar" and head.get("content-encoding") not in (None, "identity"):
-                raise Refused("a compressed build context; allowed: an uncompressed tar")
-            forward = self.policy.authorise(call, body, self.lookup)
         except (Refused, Malformed) as refused:
             _refuse(client, refused.status, _message(refused))
             return False
         keep = version == "HTTP/1.1" and "close" not in head.tokens("connection")
-        return self._relay(client, reader, forward, keep)
+        # One build context in memory at a time per guard (64 MiB), however many connections.
+        with self._build_slot if call.route.body == "tar" else contextlib.nullcontext():
+            forward = self._authorised(client, reader, head, framing, call)
+            return forward is not None and self._relay(client, reader, forward, keep)
+
+    def _authorised(
+        self, client: socket.socket, reader: Reader, head: Head, framing: Framing, call: Call
+    ) -> Forward | None:
+        """The request to forward for ``call``, its body read; None once refused (answered)."""
+        try:
+            _continue_if_expected(head, framing, client)
+            body = read_body(reader, framing, call.body_limit, f"the body of {call.what}")
+            if call.route.body == "tar" and head.get("content-encoding") not in (None, "identity"):
+                raise Refused("a compressed build context; allowed: an uncompressed tar")
+            return self.policy.authorise(call, body, self.lookup)
+        except (Refused, Malformed) as refused:
+            _refuse(client, refused.status, _message(refused))
+        except Exception:  # a bug in the guard must refuse, not forward
+            traceback.print_exc(file=sys.stderr)
+            _refuse(client, 500, "the course's engine guard could not check this request")
+        return None
 
     def _relay(self, client: socket.socket, reader: Reader, forward: Forward, keep: bool) -> bool:
         """Send ``forward`` to the engine and relay its answer; True when the connection may
@@ -338,7 +357,7 @@ def _message(refused: Refused | Malformed) -> str:
     return f"refused by the course's engine guard: {kind}{refused}"
 
 
-def _continue_if_expected(head: Head, framing: Any, client: socket.socket) -> None:
+def _continue_if_expected(head: Head, framing: Framing, client: socket.socket) -> None:
     expect = head.get("expect")
     if expect is None:
         return
