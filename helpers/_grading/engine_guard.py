@@ -2,8 +2,9 @@
 nothing that reaches the host, and capped containers.
 
 A graded notebook (in the sandbox) reaches Docker through this socket, not the engine's own.
-The guard is an allowlist (engine_policy.py: routes and ownership; engine_schema.py: bodies),
-read the way the engine reads it:
+The guard is an allowlist, read the way the engine reads it (engine_routes.py: calls and query
+parameters; engine_bodies.py: bodies, checked as engine_schema.py says; engine_policy.py:
+ownership and caps; engine_http.py: the wire):
 
 - **Calls**: containers (create, list, inspect, start, stop, restart, kill, wait, pause, logs,
   top, stats, changes, archive read, attach, exec, rename, remove), execs (start, inspect,
@@ -42,10 +43,13 @@ read the way the engine reads it:
   become a raw two-way stream, once the engine has answered 101 (or Docker's raw 200).
 
 Refusals are Docker-style JSON (``{"message": "refused by the course's engine guard: ..."}``),
-403 for a call not allowed, 400/413/431 for a malformed or too large request, each saying what
-was refused and what is allowed. ``on_ports`` (for the grader's network relay) is called with
-the host ports a container publishes after each successful start or restart, before the
-client hears of it.
+403 for a call not allowed, 400/405/413/431/501/505 for a malformed or too large request, each
+saying what was refused and what is allowed (a container or image that does not exist is a 404
+as the engine words it, so docker-py raises NotFound). A refusal closes the connection.
+
+``on_ports`` (for the grader's network relay) is called with the set of host ports a container
+publishes (on any address; empty if none) after each 2xx start or restart of one of the
+learner's containers, before the client hears of it. An error in it is logged, not relayed.
 """
 
 from __future__ import annotations
