@@ -1099,6 +1099,40 @@ def test_a_refusal_is_docker_style_json_and_closes_the_connection(wire: dict[str
     assert wire["engine"].got == [], "nothing after the refusal was read"
 
 
+def test_a_refused_build_is_answered_even_while_its_context_is_still_coming(
+    wire: dict[str, Any],
+) -> None:
+    # Refused on its query, before its body is read: the guard reads the rest before closing,
+    # so the client (which sends the whole body first) gets the reason, not a reset.
+    context = b"x" * (3 << 20)
+    answer = talk(
+        wire["guard"],
+        b"POST /v1.41/build?remote=https://example.com/x.git HTTP/1.1\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(context), context),
+        wait=5,
+    )
+    assert answer.startswith(b"HTTP/1.1 403") and b"remote" in answer, answer[:200]
+    assert wire["engine"].got == []
+
+
+def test_a_failing_on_ports_does_not_lose_the_students_answer(wire: dict[str, Any]) -> None:
+    def broken(ports: set[int]) -> None:
+        raise RuntimeError("the relay is down")
+
+    wire["guard"].on_ports = broken
+    answer = talk(wire["guard"], b"POST /v1.41/containers/gd-me-01-web/start HTTP/1.1\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 204"), answer
+
+
+def test_an_engine_that_does_not_answer_is_a_502_that_says_so(tmp_path: Path) -> None:
+    guard = EngineGuard(ME, tmp_path / "guard.sock", str(tmp_path / "no-engine.sock")).start()
+    try:
+        answer = talk(guard, b"GET /_ping HTTP/1.1\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 502") and b"cannot reach the engine" in answer
+    finally:
+        guard.stop()
+
+
 def test_a_plain_tcp_engine_is_fronted_too(tmp_path: Path) -> None:
     engine = FakeEngine()
     guard = EngineGuard(ME, tmp_path / "guard.sock", engine.address).start()
