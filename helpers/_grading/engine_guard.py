@@ -267,7 +267,8 @@ class EngineGuard:
         """The request to forward for ``call``, its body read; None once refused (answered)."""
         try:
             _continue_if_expected(head, framing, client)
-            body = read_body(reader, framing, call.body_limit, f"the body of {call.what}")
+            none = " (it takes none)" if call.route.body == "none" else ""
+            body = read_body(reader, framing, call.body_limit, f"the body of {call.what}{none}")
             if call.route.body == "tar" and head.get("content-encoding") not in (None, "identity"):
                 raise Refused("a compressed build context; allowed: an uncompressed tar")
             return self.policy.authorise(call, body, self.lookup)
