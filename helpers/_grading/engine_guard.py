@@ -142,7 +142,12 @@ def published_ports(inspected: dict[str, Any]) -> set[int]:
 
 class EngineGuard:
     """Serve ``socket_path`` for ``learner``, forwarding what is allowed to ``upstream`` (a Unix
-    socket path, ``unix://path`` or ``tcp://host:port``)."""
+    socket path, ``unix://path`` or ``tcp://host:port``; TLS is not supported).
+
+    ``memory_limit`` (bytes) and ``pids_limit`` cap each container the learner creates (and the
+    memory of each build step); ``on_ports`` hears the host ports a container publishes after
+    each successful start or restart; at most ``max_connections`` clients at once (more get a
+    503)."""
 
     def __init__(
         self,

@@ -43,8 +43,11 @@ class Forward:
 
 
 def flag(value: str, where: str) -> str:
-    """Docker's boolean: false for "", 0, no, false, none (any case); true otherwise."""
-    return "0" if value.strip().lower() in ("", "0", "no", "false", "none") else "1"
+    """Docker's boolean: false for 0, no, false, none (any case), true otherwise; empty stays
+    empty (a few calls read an empty value as their default, build's rm as true)."""
+    if not value.strip():
+        return ""
+    return "0" if value.strip().lower() in ("0", "no", "false", "none") else "1"
 
 
 def false_flag(why: str) -> Param:
@@ -284,9 +287,9 @@ ROUTES: tuple[Route, ...] = (
 )
 
 ALLOWED_CALLS = (
-    "containers (create, list, inspect, start, stop, restart, kill, wait, logs, top, stats, "
-    "attach, exec, rename, remove), exec (start, inspect, resize), images (list, inspect, "
-    "history, build, tag, remove), events, version, info and _ping"
+    "containers (create, list, inspect, start, stop, restart, kill, wait, pause, logs, top, "
+    "stats, changes, copy out, attach, resize, exec, rename, remove), exec (start, inspect, "
+    "resize), images (list, inspect, history, build, tag, remove), events, version, info, _ping"
 )
 
 
@@ -364,6 +367,9 @@ def split_target(target: str) -> tuple[str, tuple[str, ...], list[tuple[str, str
 
 
 def query_pairs(route: Route, pairs: list[tuple[str, str]], what: str) -> list[tuple[str, str]]:
+    """The call's query, each parameter checked and canonical, in the route's order. Unknown
+    parameters are refused (Go's are case-sensitive: ``T`` is not ``t``), repeated ones too
+    unless the route takes several (Docker reads the first, or all)."""
     seen: set[str] = set()
     out = []
     for key, value in pairs:
