@@ -1,63 +1,175 @@
 """A Docker API in front of the engine for one learner: their own containers and images only,
-nothing that reaches the host.
+nothing that reaches the host, and capped containers.
 
-A graded notebook (in the sandbox) reaches Docker through this socket, not the engine's own. It
-lets through what the course's calls need, and refuses, with a Docker-style 403 and a message:
+A graded notebook (in the sandbox) reaches Docker through this socket, not the engine's own.
+The guard is an allowlist, read the way the engine reads it (engine_routes.py: calls and query
+parameters; engine_bodies.py: bodies, checked as engine_schema.py says; engine_policy.py:
+ownership and caps; engine_http.py: the wire):
 
-- a container whose name lacks the learner's prefix or whose labels lack ``course.learner``
-  (squatting another student's name);
-- host mounts (binds, bind or volume mounts), ``--privileged``, added capabilities, devices,
-  security options, and the host's network, PID, IPC, UTS or user namespace;
-- anything on a container or exec that is not the learner's (stop, remove, exec, logs, ...);
-- an image tag without the learner's prefix, removing an image that is not theirs;
-- everything else the course never uses (volumes, networks, swarm, plugins, prune, ...).
+- **Calls**: containers (create, list, inspect, start, stop, restart, kill, wait, pause, logs,
+  top, stats, changes, archive read, attach, exec, rename, remove), execs (start, inspect,
+  resize), images (list, inspect, history, build, tag, remove), events, version, info, _ping.
+  Everything else (volumes, networks, swarm, plugins, system df, prune, commit, update, load,
+  import, pull, push, auth, sessions, ...) is refused. So is an API version before 1.24.
+- **Ownership**: a container is created with a name starting ``<learner>-`` and the label
+  ``course.learner=<learner>``; every action on a container or one of its execs needs that
+  label; the guard forwards the full id it checked, not the name. Rename targets, build tags
+  and tag targets start with the prefix; a build sets the label (query labels override the
+  Dockerfile's LABELs) and has a tag (so cleanup finds it); only images with the label are
+  tagged or removed. Any image may be read and run. Container lists and events are narrowed
+  to the label.
+- **Bodies**: JSON keys are ASCII, matched case-insensitively to Docker's field names (as Go
+  does), each once; unknown fields are refused (at the top level too: Docker reads HostConfig
+  fields there when HostConfig is absent). Binds, mounts, VolumesFrom, devices and device
+  rules, Privileged, CapAdd, SecurityOpt (but no-new-privileges), Sysctls, an empty
+  MaskedPaths/ReadonlyPaths, CgroupParent, another runtime, the host's or a container's
+  network/PID/IPC/UTS/user/cgroup namespace, links, ExtraHosts, anonymous volumes, restart
+  policies that outlive the grading, unkillable containers: refused, with their zero values
+  allowed (the docker CLI sends them all). Ports publish on loopback or every address, host
+  port 1024 or above (or any free one). Exec bodies are allowlisted (no Privileged). Builds take
+  allowlisted parameters (no remote context, BuildKit, extra hosts, cgroup parent, outputs,
+  host network) and an uncompressed tar of at most 64 MiB.
+- **Caps**: a container gets at most ``memory_limit`` bytes (default 512 MiB) and
+  ``pids_limit`` processes (default 256): absent or unlimited, the cap is set; more is refused
+  with the cap in the message (lowering it silently would change what a graded check sees).
+  Build steps get the memory cap (the API has no pids limit for builds). Containers run
+  outside the submission's cgroup: without caps a fork bomb or a memory hog would take the host.
+- **The wire**: each request is read whole and bounded (head 64 KiB, 64 fields, JSON 1 MiB,
+  build context 64 MiB); smuggling shapes (Content-Length with Transfer-Encoding, several
+  Content-Lengths, an encoding other than chunked, folded lines, a target that is not a path,
+  ``..``, empty segments, encoded slashes) are refused; the guard forwards a request it builds
+  itself (its own head, de-chunked body, canonical query and JSON), reads the engine's answer
+  and relays it as it streams before reading the next request. Only attach and exec start may
+  become a raw two-way stream, once the engine has answered 101 (or Docker's raw 200).
 
-Listings are narrowed to the learner's containers. Each request on a connection is checked
-before it is forwarded; a hijacked stream (attach, exec) is relayed once its request passed.
+Refusals are Docker-style JSON (``{"message": "refused by the course's engine guard: ..."}``),
+403 for a call not allowed, 400/405/413/431/501/505 for a malformed or too large request, each
+saying what was refused and what is allowed (a container or image that does not exist is a 404
+as the engine words it, so docker-py raises NotFound). A refusal closes the connection.
+
+``on_ports`` (for the grader's network relay) is called with the set of host ports a container
+publishes (on any address; empty if none) after each 2xx start or restart of one of the
+learner's containers, before the client hears of it. An error in it is logged, not relayed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
-import re
 import socket
 import socketserver
+import sys
 import threading
+import traceback
 import urllib.parse
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-VERSION = re.compile(r"^/v[0-9.]+")
-HOST_MODES = ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode")
+from .engine_http import (
+    Framing,
+    Head,
+    Malformed,
+    Reader,
+    error_response,
+    read_body,
+    read_request_head,
+    read_response_head,
+    relay_body,
+    render_raw_head,
+    render_request,
+    render_response_head,
+    request_framing,
+    response_framing,
+)
+from .engine_policy import DEFAULT_MEMORY, DEFAULT_PIDS, Policy
+from .engine_routes import MAX_BUILD_CONTEXT, Call, Forward
+from .engine_schema import Refused
+
+MAX_CONNECTIONS = 32
+LINGER = 2.0  # seconds a refused client may go on sending before the guard closes
+MAX_LOOKUP = 16 << 20
+RAW_STREAMS = ("application/vnd.docker.raw-stream", "application/vnd.docker.multiplexed-stream")
 
 
-class Refused(Exception):
-    """A request the guard does not forward; the message goes back to the caller."""
+class UnsupportedEngine(Exception):
+    """An engine address the guard cannot front; the message says what to do instead."""
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
-        self.path = path
+def upstream_from_environment(environ: Mapping[str, str]) -> str | None:
+    """The engine the guard fronts, from DOCKER_HOST: a Unix socket path, ``tcp://host:port``,
+    or None when there is no socket at the default address. Raises UnsupportedEngine for TLS."""
+    host = environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        path = Path(host.removeprefix("unix://")).resolve()
+        return str(path) if path.exists() else None
+    tls = [k for k in ("DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH") if environ.get(k)]
+    if host.startswith("tcp://") and not tls:
+        return host
+    raise UnsupportedEngine(
+        f"The engine guard fronts a Unix socket or a plain tcp:// engine, not DOCKER_HOST="
+        f"{host}{' with ' + ', '.join(tls) if tls else ''}: graded notebooks would get no "
+        "Docker. Grade on a machine whose engine answers on a Unix socket (the default), or "
+        "unset the TLS variables for a plain TCP engine on a private network."
+    )
 
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
+
+def _address(upstream: str) -> tuple[int, Any]:
+    if upstream.startswith("tcp://"):
+        parsed = urllib.parse.urlsplit(upstream)
+        if not parsed.hostname or not parsed.port:
+            raise UnsupportedEngine(f"{upstream}: a TCP engine is tcp://host:port")
+        return socket.AF_INET6 if ":" in parsed.hostname else socket.AF_INET, (
+            parsed.hostname,
+            parsed.port,
+        )
+    if "://" in upstream and not upstream.startswith("unix://"):
+        raise UnsupportedEngine(f"{upstream}: the guard fronts unix:// or tcp:// engines")
+    return socket.AF_UNIX, upstream.removeprefix("unix://")
+
+
+def published_ports(inspected: dict[str, Any]) -> set[int]:
+    """The host ports a container publishes (on any address), from its inspect."""
+    ports = (inspected.get("NetworkSettings") or {}).get("Ports") or {}
+    return {
+        int(binding["HostPort"])
+        for bindings in ports.values()
+        for binding in bindings or []
+        if str(binding.get("HostPort", "")).isdigit()
+    }
 
 
 class EngineGuard:
-    """Serve ``socket_path`` for ``learner``, forwarding what is allowed to ``upstream``."""
+    """Serve ``socket_path`` for ``learner``, forwarding what is allowed to ``upstream`` (a Unix
+    socket path, ``unix://path`` or ``tcp://host:port``; TLS is not supported).
+
+    ``memory_limit`` (bytes) and ``pids_limit`` cap each container the learner creates (and the
+    memory of each build step); ``on_ports`` hears the host ports a container publishes after
+    each successful start or restart; at most ``max_connections`` clients at once (more get a
+    503)."""
 
     def __init__(
-        self, learner: str, socket_path: Path, upstream: str, on_ports: Any = None
+        self,
+        learner: str,
+        socket_path: Path,
+        upstream: str,
+        *,
+        memory_limit: int = DEFAULT_MEMORY,
+        pids_limit: int = DEFAULT_PIDS,
+        on_ports: Callable[[set[int]], None] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.learner = learner
-        self.prefix = f"{learner}-"
+        self.policy = Policy(learner, memory_limit=memory_limit, pids_limit=pids_limit)
         self.socket_path = socket_path
         self.upstream = upstream
+        self.on_ports = on_ports
+        self._family, self._address = _address(upstream)
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._build_slot = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
         guard = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -67,7 +179,7 @@ class EngineGuard:
         self._server = socketserver.ThreadingUnixStreamServer(str(socket_path), Handler)
         self._server.daemon_threads = True
         os.chmod(socket_path, 0o666)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), daemon=True)
 
     def start(self) -> EngineGuard:
         self._thread.start()
@@ -77,204 +189,232 @@ class EngineGuard:
         self._server.shutdown()
         self._server.server_close()
         self.socket_path.unlink(missing_ok=True)
+        with self._lock:
+            still_open = list(self._open)
+        for end in still_open:  # streams that follow (logs, events) end with the guard
+            _close(end)
 
-    # --- the policy ---------------------------------------------------------------------
+    def check(self, method: str, target: str, body: bytes = b"") -> Forward:
+        """The request the guard would forward for this call, or Refused/Malformed."""
+        return self.policy.check(method, target, body, self.lookup)
 
-    def _inspect(self, path: str) -> dict[str, Any]:
-        connection = _UnixConnection(self.upstream)
+    # --- the engine ---------------------------------------------------------------------
+
+    def _connect(self) -> socket.socket:
+        end = socket.socket(self._family, socket.SOCK_STREAM)
+        end.settimeout(30)
         try:
-            connection.request("GET", path)
-            reply = connection.getresponse()
-            body = reply.read()
-        finally:
-            connection.close()
-        if reply.status != 200:
-            raise Refused("no such object")
-        found: dict[str, Any] = json.loads(body)
+            end.connect(self._address)
+        except OSError:
+            end.close()
+            raise
+        end.settimeout(None)  # logs and events may be quiet for long
+        return end
+
+    def lookup(self, path: str) -> dict[str, Any] | None:
+        """GET ``path`` from the engine: its JSON, or None when there is no such object."""
+        with contextlib.closing(self._connect()) as end:
+            end.settimeout(30)
+            end.sendall(render_request("GET", path, [("Connection", "close")], b""))
+            answer = Reader(end.recv)
+            head = read_response_head(answer)
+            body = read_body(answer, response_framing("GET", head), MAX_LOOKUP, "an inspect")
+        status = int(head.start[1])
+        if status == 404:
+            return None
+        if status != 200:
+            raise Refused(f"the engine could not say who owns it ({status})", 502)
+        found = json.loads(body)
+        if not isinstance(found, dict):
+            raise Refused("the engine's inspect is not a JSON object", 502)
         return found
-
-    def _owns_container(self, ident: str) -> None:
-        found = self._inspect(f"/containers/{urllib.parse.quote(ident)}/json")
-        labels = (found.get("Config") or {}).get("Labels") or {}
-        if labels.get("course.learner") != self.learner:
-            raise Refused(f"container {ident} is not yours")
-
-    def _owns_image(self, name: str) -> None:
-        found = self._inspect(f"/images/{urllib.parse.quote(name, safe='')}/json")
-        labels = (found.get("Config") or {}).get("Labels") or {}
-        if labels.get("course.learner") != self.learner:
-            raise Refused(f"image {name} is not yours")
-
-    def _check_create(self, query: dict[str, list[str]], body: bytes) -> None:
-        name = (query.get("name") or [""])[0].lstrip("/")
-        if not name.startswith(self.prefix):
-            raise Refused(f"container names start with {self.prefix} (yours), not {name!r}")
-        spec = json.loads(body or b"{}")
-        if (spec.get("Labels") or {}).get("course.learner") != self.learner:
-            raise Refused("a container needs your course.learner label")
-        host = spec.get("HostConfig") or {}
-        if host.get("Binds") or host.get("VolumesFrom"):
-            raise Refused("mounting the host's files is not allowed")
-        for mount in host.get("Mounts") or []:
-            if mount.get("Type") in ("bind", "volume", "npipe", "cluster"):
-                raise Refused("mounting the host's files is not allowed")
-        if spec.get("Volumes"):
-            raise Refused("volumes are not allowed")
-        if host.get("Privileged") or host.get("CapAdd") or host.get("Devices"):
-            raise Refused("privileged containers, added capabilities and devices are not allowed")
-        if host.get("SecurityOpt") or host.get("DeviceRequests") or host.get("Sysctls"):
-            raise Refused("security options, device requests and sysctls are not allowed")
-        network = str(host.get("NetworkMode") or "")
-        if network == "host" or network.startswith("container:"):
-            raise Refused("the host's (or another container's) network is not allowed")
-        for mode in HOST_MODES:
-            value = str(host.get(mode) or "")
-            if value == "host" or value.startswith("container:"):
-                raise Refused(f"{mode} {value} is not allowed")
-
-    def check(self, method: str, target: str, body: bytes) -> str:
-        """Raise Refused, or return the target to forward (a listing narrowed to the learner)."""
-        url = urllib.parse.urlsplit(target)
-        path = VERSION.sub("", url.path)
-        query = urllib.parse.parse_qs(url.query)
-        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
-        head = parts[0] if parts else ""
-        if method in ("GET", "HEAD") and path in ("/_ping", "/version", "/info", "/images/json"):
-            return target
-        if (head == "containers" and parts[1:] == ["json"]) or (
-            head == "events" and len(parts) == 1
-        ):
-            filters = json.loads((query.get("filters") or ["{}"])[0])
-            filters["label"] = [*filters.get("label", []), f"course.learner={self.learner}"]
-            query["filters"] = [json.dumps(filters)]
-            return url._replace(query=urllib.parse.urlencode(query, doseq=True)).geturl()
-        if head == "containers" and parts[1:] == ["create"] and method == "POST":
-            self._check_create(query, body)
-            return target
-        if head == "containers" and len(parts) >= 2 and parts[1] not in ("prune",):
-            self._owns_container(parts[1])
-            return target
-        if head == "exec" and len(parts) >= 2:
-            container = self._inspect(f"/exec/{urllib.parse.quote(parts[1])}/json")
-            self._owns_container(str(container.get("ContainerID", "")))
-            return target
-        if head == "build" and method == "POST":
-            tags = query.get("t") or []
-            if not tags or not all(t.startswith(self.prefix) for t in tags):
-                raise Refused(f"image tags start with {self.prefix} (yours)")
-            if (query.get("networkmode") or [""])[0] == "host":
-                raise Refused("building on the host's network is not allowed")
-            return target
-        if head == "images" and len(parts) >= 2 and parts[1] not in ("prune", "create", "load"):
-            actions = ("json", "history", "tag", "push", "get")
-            name = "/".join(parts[1:-1] if parts[-1] in actions else parts[1:])
-            if method == "GET":
-                return target  # reading an image (the course's base images too) is harmless
-            self._owns_image(name)
-            return target
-        raise Refused(f"{method} {path} is not part of what the course does")
 
     # --- the wire -----------------------------------------------------------------------
 
     def _serve(self, client: socket.socket) -> None:
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            upstream.connect(self.upstream)
-        except OSError:
-            client.close()
+        if not self._slots.acquire(blocking=False):
+            message = "too many connections at once to the course's engine guard; retry"
+            _refuse(client, 503, message)
             return
-        reader = client.makefile("rb")
-        relay = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
-        relay.start()
+        self._track(client)
         try:
-            while True:
-                request = _read_request(reader)
-                if request is None:
-                    break
-                method, target, version, headers, body = request
-                try:
-                    target = self.check(method, target, body)
-                except (Refused, ValueError) as refused:
-                    _answer(client, 403, f"refused by the course's engine guard: {refused}")
-                    break
-                upstream.sendall(_head(method, target, version, headers) + body)
-                if headers.get("upgrade") or headers.get("connection", "").lower() == "upgrade":
-                    _pipe(client, upstream, first=reader)  # a hijacked stream: raw both ways
-                    break
-        except OSError:
-            pass
+            reader = Reader(client.recv)
+            while self._exchange(client, reader):
+                pass
+        except (OSError, Malformed):
+            pass  # the client or the engine went away mid-answer: nothing left to tell
         finally:
-            for end in (upstream, client):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-                end.close()
+            self._untrack(client)
+            self._slots.release()
 
+    def _exchange(self, client: socket.socket, reader: Reader) -> bool:
+        """One request and its answer; True when the connection may carry another."""
+        try:
+            head = read_request_head(reader)
+            if head is None:
+                return False
+            method, target, version = head.start
+            upgrade = bool(head.get("upgrade")) or "upgrade" in head.tokens("connection")
+            call = self.policy.route(method, target, upgrade)
+            framing = request_framing(head)
+        except (Refused, Malformed) as refused:
+            _refuse(client, refused.status, _message(refused))
+            return False
+        keep = version == "HTTP/1.1" and "close" not in head.tokens("connection")
+        # One build context in memory at a time per guard (64 MiB), however many connections.
+        with self._build_slot if call.route.body == "tar" else contextlib.nullcontext():
+            forward = self._authorised(client, reader, head, framing, call)
+            return forward is not None and self._relay(client, reader, forward, keep)
 
-def _read_request(
-    reader: Any,
-) -> tuple[str, str, str, dict[str, str], bytes] | None:
-    line = reader.readline(65536)
-    if not line:
+    def _authorised(
+        self, client: socket.socket, reader: Reader, head: Head, framing: Framing, call: Call
+    ) -> Forward | None:
+        """The request to forward for ``call``, its body read; None once refused (answered)."""
+        try:
+            _continue_if_expected(head, framing, client)
+            none = " (it takes none)" if call.route.body == "none" else ""
+            body = read_body(reader, framing, call.body_limit, f"the body of {call.what}{none}")
+            if call.route.body == "tar" and head.get("content-encoding") not in (None, "identity"):
+                raise Refused("a compressed build context; allowed: an uncompressed tar")
+            return self.policy.authorise(call, body, self.lookup)
+        except (Refused, Malformed) as refused:
+            _refuse(client, refused.status, _message(refused))
+        except Exception:  # a bug in the guard must refuse, not forward
+            traceback.print_exc(file=sys.stderr)
+            _refuse(client, 500, "the course's engine guard could not check this request")
         return None
-    method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-    headers: dict[str, str] = {}
-    order: list[str] = []
-    while True:
-        raw = reader.readline(65536).decode("latin-1").rstrip("\r\n")
-        if not raw:
-            break
-        key, _, value = raw.partition(":")
-        headers[key.strip().lower()] = value.strip()
-        order.append(key.strip())
-    body = b""
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while True:
-            size_line = reader.readline(65536)
-            size = int(size_line.split(b";")[0].strip() or b"0", 16)
-            chunk = reader.read(size + 2)
-            chunks.append(size_line + chunk)
-            if size == 0:
-                break
-        body = b"".join(chunks)
-    elif headers.get("content-length"):
-        body = reader.read(int(headers["content-length"]))
-    headers["__order__"] = "\0".join(order)
-    return method, target, version, headers, body  # a chunked body is forwarded chunked
+
+    def _relay(self, client: socket.socket, reader: Reader, forward: Forward, keep: bool) -> bool:
+        """Send ``forward`` to the engine and relay its answer; True when the connection may
+        carry another request."""
+        try:
+            upstream = self._connect()
+        except OSError as error:
+            _refuse(client, 502, f"the course's engine guard cannot reach the engine: {error}")
+            return False
+        self._track(upstream)
+        try:
+            try:
+                upstream.sendall(_request(forward))
+                answer = Reader(upstream.recv)
+                head = read_response_head(answer)
+                if head.start[1] == "101" and not forward.hijack:
+                    raise Malformed("the engine upgraded a call that is not attach or exec", 502)
+            except Malformed as error:  # nothing relayed yet: the client hears why
+                _refuse(client, 502, f"the engine's answer could not be relayed: {error}")
+                return False
+            if forward.hijack and _raw_stream(head):
+                client.sendall(render_raw_head(head))
+                _splice(client, reader, upstream, answer)
+                return False
+            if forward.started and head.start[1].startswith("2"):
+                self._report_ports(forward.started)
+            framing = response_framing(forward.method, head)
+            keep = keep and framing.kind != "close"
+            client.sendall(render_response_head(head, framing, keep))
+            relay_body(answer, client.sendall, framing)
+            return keep
+        finally:
+            self._untrack(upstream)
+
+    def _report_ports(self, container: str) -> None:
+        if self.on_ports is None:
+            return
+        try:
+            inspected = self.lookup(f"/containers/{container}/json") or {}
+            self.on_ports(published_ports(inspected))
+        except Exception as error:  # the relay's trouble must not lose the student's answer
+            print(f"engine guard: on_ports failed: {error!r}", file=sys.stderr, flush=True)
+
+    def _track(self, end: socket.socket) -> None:
+        with self._lock:
+            self._open.add(end)
+
+    def _untrack(self, end: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(end)
+        _close(end)
 
 
-def _head(method: str, target: str, version: str, headers: dict[str, str]) -> bytes:
-    lines = [f"{method} {target} {version}"]
-    for key in headers.get("__order__", "").split("\0"):
-        if key:
-            lines.append(f"{key}: {headers[key.lower()]}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+def _request(forward: Forward) -> bytes:
+    """The request the engine gets: the guard's own head, with Upgrade only on attach/exec."""
+    headers = [("Content-Type", forward.content_type)] if forward.content_type else []
+    if forward.upgrade:
+        headers += [("Connection", "Upgrade"), ("Upgrade", "tcp")]
+    else:
+        headers += [("Connection", "close")]
+    return render_request(forward.method, forward.target, headers, forward.body)
 
 
-def _answer(client: socket.socket, status: int, message: str) -> None:
-    body = json.dumps({"message": message}).encode()
-    head = (
-        f"HTTP/1.1 {status} Forbidden\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    with contextlib.suppress(OSError):
-        client.sendall(head.encode() + body)
-
-
-def _pipe(source: socket.socket, target: socket.socket, first: Any = None) -> None:
-    """Copy bytes until one side closes (``first``: a reader with bytes already buffered)."""
+def _refuse(client: socket.socket, status: int, message: str) -> None:
+    """Answer, then read what the client still sends (a build context, say) for a moment before
+    closing: closing with unread bytes would reset the connection before the client reads why."""
     try:
-        if first is not None:
-            buffered = first.peek() if hasattr(first, "peek") else b""
-            if buffered:
-                target.sendall(first.read(len(buffered)))
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
+        client.sendall(error_response(status, message))
+        client.shutdown(socket.SHUT_WR)
+        client.settimeout(LINGER)
+        left = MAX_BUILD_CONTEXT + (1 << 20)
+        while left > 0 and (data := client.recv(65536)):
+            left -= len(data)
+    except OSError:
+        pass
+
+
+def _message(refused: Refused | Malformed) -> str:
+    if refused.status == 404:
+        return str(refused)  # as the engine says it: docker-py then raises NotFound
+    kind = "" if isinstance(refused, Refused) else "a malformed request: "
+    return f"refused by the course's engine guard: {kind}{refused}"
+
+
+def _continue_if_expected(head: Head, framing: Framing, client: socket.socket) -> None:
+    expect = head.get("expect")
+    if expect is None:
+        return
+    if expect.lower() != "100-continue":
+        raise Malformed(f"Expect: {expect[:40]}: only 100-continue", 417)
+    if framing.kind != "none":
+        client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+def _raw_stream(head: Head) -> bool:
+    """Docker's hijack: 101 after an Upgrade, or a 200 raw stream with no framing."""
+    status = int(head.start[1])
+    if status == 101:
+        return True
+    content_type = (head.get("content-type") or "").split(";")[0].strip().lower()
+    framed = head.get("content-length") is not None or head.get("transfer-encoding") is not None
+    return status == 200 and content_type in RAW_STREAMS and not framed
+
+
+def _splice(client: socket.socket, reader: Reader, upstream: socket.socket, answer: Reader) -> None:
+    """Copy both ways until each side is done (an attach or an exec's stdin and output)."""
+
+    def engine_to_client() -> None:
+        _copy(answer.buffered(), upstream, client)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RD)  # the stream ended: stop waiting for stdin
+
+    down = threading.Thread(target=engine_to_client, daemon=True)
+    down.start()
+    _copy(reader.buffered(), client, upstream)
+    down.join()
+
+
+def _copy(first: bytes, source: socket.socket, target: socket.socket) -> None:
+    try:
+        if first:
+            target.sendall(first)
+        while data := source.recv(65536):
             target.sendall(data)
     except OSError:
         pass
     finally:
         with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
+
+
+def _close(end: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        end.shutdown(socket.SHUT_RDWR)
+    end.close()

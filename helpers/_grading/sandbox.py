@@ -118,15 +118,6 @@ def install_kernel_spec(
     return KERNEL_NAME
 
 
-def docker_socket() -> Path | None:
-    """The engine's Unix socket, if Docker is reached through one."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        return None
-    socket = Path(host.removeprefix("unix://")).resolve()
-    return socket if socket.exists() else None
-
-
 def environment(kubeconfig: bool, docker: bool) -> dict[str, str]:
     """The kernel's whole environment, before the launcher adds ``PASSED`` variables."""
     from .._cluster import backend

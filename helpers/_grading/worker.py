@@ -30,7 +30,7 @@ from . import credentials, network, rerun, sandbox, tampering
 from .cleanup import learner_of
 from .containment import Containment
 from .course import api, config
-from .engine_guard import EngineGuard
+from .engine_guard import EngineGuard, UnsupportedEngine, upstream_from_environment
 from .enter_sandbox import ROLE
 from .execute import CUT_MARK, CappedExecute
 from .outcome import CHECKSUM, ERROR, GRADED, INVALID, KERNEL_DIED, TIMED_OUT, one_line
@@ -179,6 +179,7 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     assignment, student = job["assignment"], job["student"]
     guard: EngineGuard | None = None
     relay: network.Relay | None = None
+    notes: list[str] = []
     extra = Config()
     extra.Autograde.autograde_preprocessors = preprocessors(
         config(root).Autograde.get("autograde_preprocessors")
@@ -201,7 +202,9 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
     if job.get("kernel_name"):
         extra.Execute.kernel_name = job["kernel_name"]
     elif job.get("sandbox"):
-        guard, relay = _sandbox(root, student, job.get("kubeconfig"), job.get("namespaces") or {})
+        guard, relay = _sandbox(
+            root, student, job.get("kubeconfig"), job.get("namespaces") or {}, notes
+        )
         extra.Execute.kernel_name = sandbox.KERNEL_NAME
         os.environ["JUPYTER_PATH"] = os.pathsep.join(
             [str(root / "jupyter"), *filter(None, [os.environ.get("JUPYTER_PATH")])]
@@ -237,7 +240,6 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
                 if relay.refused:
                     print(f"network: refused {', '.join(relay.refused[:20])}", flush=True)
 
-    notes = []
     cut = _cut_cells(root / "autograded" / student / assignment)
     if cut:
         notes.append(f"output cut in {cut} cell(s)")
@@ -262,11 +264,12 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
 
 
 def _sandbox(
-    root: Path, student: str, chosen: str | None, namespaces: dict[str, str]
+    root: Path, student: str, chosen: str | None, namespaces: dict[str, str], notes: list[str]
 ) -> tuple[EngineGuard | None, network.Relay | None]:
     """Everything the sandboxed kernels reach, made for this student: their kubeconfig (a copy
     of ``chosen``), the engine guard, the network relay into their namespaces; then the kernel
-    spec that uses them. Returns the guard and the relay, to stop when the notebook is done."""
+    spec that uses them. Returns the guard and the relay, to stop when the notebook is done;
+    adds to ``notes`` what the notebook goes without (no Docker behind a TLS engine)."""
     learner = learner_of(student)
     user = sandbox.sandbox_user()
     private = root / "sandbox"
@@ -282,12 +285,17 @@ def _sandbox(
             hosts = private / "hosts"  # the name must lead to the relay, inside
             lines = ["127.0.0.1 localhost", "::1 localhost", *(f"{a} {name}" for a in addresses)]
             hosts.write_text("\n".join(lines) + "\n")
+    try:
+        engine = upstream_from_environment(os.environ)
+    except UnsupportedEngine as error:
+        engine = None
+        print(f"engine guard: {error}", file=sys.stderr, flush=True)
+        notes.append(f"no Docker in the notebook: {error}")
     relay = None
     if namespaces:
         for path in namespaces.values():
             for address, _ in api:
                 network.Namespace(Path(path).name).add_address(address)
-        engine = sandbox.docker_socket()
         relay = network.Relay(
             [Path(p) for p in namespaces.values()],
             allowed=lambda endpoint: endpoint in api or _published(engine, learner, endpoint[1]),
@@ -295,7 +303,6 @@ def _sandbox(
         for endpoint in api:
             relay.open(endpoint)
     guard = None
-    engine = sandbox.docker_socket()
     if engine is not None:  # the notebook's Docker: only this student's containers
 
         def on_ports(ports: set[int]) -> None:  # a container of theirs publishes these
@@ -303,7 +310,7 @@ def _sandbox(
                 if relay is not None:
                     relay.open(("127.0.0.1", port))
 
-        guard = EngineGuard(learner, root / "docker.sock", str(engine), on_ports=on_ports)
+        guard = EngineGuard(learner, root / "docker.sock", engine, on_ports=on_ports)
         guard.start()
     sandbox.install_kernel_spec(
         root / "jupyter",
@@ -317,13 +324,14 @@ def _sandbox(
     return guard, relay
 
 
-def _published(engine: Path | None, learner: str, port: int) -> bool:
+def _published(engine: str | None, learner: str, port: int) -> bool:
     """Whether one of the learner's containers publishes ``port`` on this machine now."""
     if engine is None:
         return False
     import docker
 
-    client = docker.APIClient(base_url=f"unix://{engine}", timeout=10)
+    address = engine if "://" in engine else f"unix://{engine}"
+    client = docker.APIClient(base_url=address, timeout=10)
     try:
         listed = client.containers(filters={"label": f"course.learner={learner}"})
     finally:
