@@ -454,3 +454,22 @@ def test_make_grade_says_in_one_line_each_protection_this_machine_lacks(
     assert [
         line for line in quiet.getvalue().splitlines() if "network" in line or "limit" in line
     ] == []
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "together"),
+    [
+        ("alice", "bob", True),
+        ("alice", "alice", False),  # one learner: the same names
+        ("alice", "alice-bob", False),  # alice's prefix begins alice-bob's names
+        ("alice-bob", "alice", False),
+        ("alice", "alicebob", True),  # alice- does not begin alicebob-
+        ("ann-06", "ann-0", True),
+    ],
+)
+def test_learners_whose_names_can_collide_are_never_graded_at_once(
+    one: str, other: str, together: bool
+) -> None:
+    from helpers._grading.run import _overlap
+
+    assert _overlap(one, other) is not together

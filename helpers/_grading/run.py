@@ -398,7 +398,8 @@ def _schedule(
     progress: Progress,
 ) -> bool:
     """Run the jobs, ``jobs`` at a time, never two of one learner at once (they share names on
-    the engine and the cluster). Returns whether the run was interrupted."""
+    the engine and the cluster), nor two whose names overlap (``_overlap``). Returns whether the
+    run was interrupted."""
     stop = threading.Event()
     running: dict[futures.Future[Outcome], tuple[intake.Submission, Job]] = {}
     interrupted = False
@@ -411,7 +412,7 @@ def _schedule(
                         (
                             i
                             for i, (_, j) in enumerate(pending)
-                            if learner_of(j.student) not in busy
+                            if not any(_overlap(learner_of(j.student), b) for b in busy)
                         ),
                         None,
                     )
@@ -444,6 +445,13 @@ def _schedule(
                     "Stopping: killing the running submissions (Ctrl+C again to quit now)"
                 )
     return interrupted
+
+
+def _overlap(learner: str, other: str) -> bool:
+    """Whether two learners' names can collide: the same learner, or one's prefix (``alice-``)
+    begins the other's names (``alice-bob-01-web``). Such learners are never graded at once:
+    one could take a name the other's notebook is about to use."""
+    return learner == other or learner.startswith(f"{other}-") or other.startswith(f"{learner}-")
 
 
 def _record(
