@@ -1,6 +1,8 @@
 """Grading a whole class (``make grade``): every submission ends graded or not gradable with its
-reason, a bad one never stops the others, only new or changed submissions are graded again, N at
-a time, and the class's gradebook, folders and grades.csv are written from this one thread."""
+reason, a bad one never stops the others, only what is due is graded again (new, changed, or its
+grade, ``autograded/`` or ``feedback/`` not where the last run put them: ``gradebook.due``), N at a
+time, and the class's gradebook, folders and grades.csv are written from this one thread; what the
+run reports is read back from them at the end."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class ClassRun:
 
     outcomes: list[Outcome]
     graded_now: list[str] = field(default_factory=list)  # keys graded in this run
+    due: dict[str, str] = field(default_factory=dict)  # key -> why it was graded in this run
     csv: Path | None = None
     jobs: int = 1
     interrupted: bool = False
@@ -77,6 +80,7 @@ class ClassRun:
             f"{len(self.needs_instructor())} need you; {len(self.graded_now)} graded in this run, "
             f"{earlier} unchanged since an earlier run."
         ]
+        lines.extend(f"  {line}" for line in self.why())
         if self.csv:
             lines.append(f"Grades: {self.csv}; feedback in {self.csv.parent / 'feedback'}")
         for outcome in self.needs_instructor():
@@ -86,22 +90,42 @@ class ClassRun:
                 lines.append(f"  ✗ {outcome.key}: {outcome.status}: {outcome.reason}")
         return "\n".join(lines)
 
+    def why(self) -> list[str]:
+        """A line per reason the submissions graded in this run were due, with their count."""
+        return [f"{n} graded because {reason}" for reason, n in _tally(self.graded_now, self.due)]
+
     def __str__(self) -> str:
         return f"{self.table}\n\n{self.summary()}"
 
 
+def _tally(keys: Iterable[str], due: dict[str, str]) -> list[tuple[str, int]]:
+    """How many of ``keys`` were due for each reason (a changed source names its assignment)."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        reason = due.get(key, gradebook.NEW)
+        if reason == gradebook.SOURCE_CHANGED:
+            reason += f" ({key.split('/', 1)[1]})"
+        counts[reason] = counts.get(reason, 0) + 1
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
 def _due(
-    submission: intake.Submission,
-    source: Source | None,
+    root: Path,
+    found: list[intake.Submission],
+    known: dict[str, Source],
     state: gradebook.State,
     force: bool,
-) -> bool:
-    entry = state.get(submission.key)
-    if force or entry is None:
-        return True
-    return entry.get("digest") != submission.digest or entry.get("source") != (
-        source.digest if source else ""
-    )
+) -> dict[str, str]:
+    """Each submission to grade in this run, by key, with the reason it is due."""
+    held = gradebook.held(root)
+    due = {}
+    for s in found:
+        reason = gradebook.due(
+            root, s, known.get(s.assignment), state.get(s.key), held.get(s.key), force
+        )
+        if reason:
+            due[s.key] = reason
+    return due
 
 
 def grade(
@@ -237,22 +261,22 @@ def _grade(
     found = intake.find(submitted, students, assignments)
     known = {name: course.source(root, name) for name in course.assignments(root)}
     state = gradebook.State(root)
-    due = [s for s in found if _due(s, known.get(s.assignment), state, force or bool(students))]
-    run = ClassRun([], jobs=jobs)
-    unchanged = [state.outcome(s.key) for s in found if s not in due]
-    run.outcomes.extend(o for o in unchanged if o is not None)
+    run = ClassRun([], jobs=jobs, due=_due(root, found, known, state, force or bool(students)))
+    due = [s for s in found if s.key in run.due]
+    unchanged = [s for s in found if s.key not in run.due]
     if not due:
         print(
             " ✓ nothing new to grade: every submission is unchanged since it was graded", file=out
         )
-        run.csv = gradebook.export_csv(root)
+        _read_back(root, run, found, state)
         return run
 
     warm_up()  # the fork server imports nbgrader (seconds) while the sources are released
     names = sorted({s.assignment for s in due if s.assignment in known})
+    why = ", ".join(f"{n} {reason}" for reason, n in _tally(run.due, run.due))
     print(
         f" • Grading {len(due)} submission(s) of {', '.join(names) or 'no known assignment'}, "
-        f"{jobs} at a time ({len(unchanged)} unchanged)",
+        f"{jobs} at a time ({len(unchanged)} unchanged; due: {why})",
         file=out,
         flush=True,
     )
@@ -315,8 +339,19 @@ def _grade(
                     f" ! still terminating after {options.cleanup_timeout:g} s: {', '.join(left)}",
                     file=out,
                 )
-    run.csv = gradebook.export_csv(root)
+    _read_back(root, run, found, state)
     return run
+
+
+def _read_back(
+    root: Path, run: ClassRun, found: list[intake.Submission], state: gradebook.State
+) -> None:
+    """The run's outcomes and grades.csv, as the gradebook and the records hold them now: the
+    unchanged submissions and those recorded in this run (not the ones an interruption stopped)."""
+    now = set(run.graded_now)
+    keys = [s.key for s in found if s.key in now or s.key not in run.due]
+    run.outcomes = gradebook.read_back(root, keys, state, run.outcomes)
+    run.csv = gradebook.export_csv(root)
 
 
 def _schedule(
@@ -392,8 +427,9 @@ def _record(
     if outcome.status == INTERRUPTED:
         return
     source = job.source if job is not None else source
+    stamp = None
     try:
-        _write(root, outcome, source, job)
+        stamp = _write(root, outcome, source, job)
     except Exception as error:
         outcome = Outcome(
             outcome.student,
@@ -404,7 +440,8 @@ def _record(
             log=outcome.log,
         )
         gradebook.forget(root, outcome.student, outcome.assignment)
-    state.put(outcome, submission.digest, source.digest if source else "")
+        stamp = None
+    state.put(outcome, submission.digest, source.digest if source else "", stamp)
     state.save()
     if job is not None and job.work.exists():
         shutil.rmtree(job.work, ignore_errors=True)
@@ -413,10 +450,12 @@ def _record(
     progress.finished(outcome, running)
 
 
-def _write(root: Path, outcome: Outcome, source: Source | None, job: Job | None) -> None:
+def _write(root: Path, outcome: Outcome, source: Source | None, job: Job | None) -> str | None:
+    """Returns the stamp of the grade written into the gradebook (None: not graded)."""
     s, a = outcome.student, outcome.assignment
+    stamp = None
     if outcome.status == GRADED:
-        gradebook.merge(root, outcome)
+        stamp = gradebook.merge(root, outcome)
         assert job is not None
         gradebook.replace_folder(job.work / "autograded" / s / a, root / "autograded" / s / a)
         gradebook.replace_folder(job.work / "feedback" / s / a, root / "feedback" / s / a)
@@ -434,3 +473,4 @@ def _write(root: Path, outcome: Outcome, source: Source | None, job: Job | None)
     else:
         log.write_text(f"{outcome.status}: {outcome.reason}\n(found before running any cell)\n")
     outcome.log = str(log)
+    return stamp
