@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from helpers import _grading
-from helpers._grading import course, gradebook, intake, run
+from helpers._grading import course, gradebook, intake, regrade, run
+from helpers._grading.cleanup import learner_of, remove_learner_resources
 from helpers._grading.outcome import GRADED, INVALID, Outcome
 from helpers._grading.progress import Progress
 from helpers._grading.runner import Job
+from tests.test_class_grading import CELL_TIMEOUT, SUBMISSION_TIMEOUT, integration
 
 A = "96-regrade"
 TESTS = {"test_a": 2.0, "test_b": 1.0}
@@ -30,6 +33,11 @@ TESTS = {"test_a": 2.0, "test_b": 1.0}
 
 def _notebook(hidden: str = "assert x == 5") -> Any:
     notebook = new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     answer = new_code_cell("### BEGIN SOLUTION\nx = 5\n### END SOLUTION")
     answer.metadata["nbgrader"] = {
         "grade": False,
@@ -58,13 +66,14 @@ def _notebook(hidden: str = "assert x == 5") -> Any:
 class Class:
     """A course folder with one assignment defined in its gradebook, and the run's pieces."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, define: bool = True) -> None:
         self.root = root
         folder = root / "solutions" / A
         folder.mkdir(parents=True)
         nbformat.write(_notebook(), folder / f"{A}.ipynb")
-        course.empty_gradebook(root / "gradebook.db")
-        self.define()
+        if define:  # else the class run defines it
+            course.empty_gradebook(root / "gradebook.db")
+            self.define()
 
     def define(self) -> None:
         from nbgrader.api import Gradebook
@@ -97,7 +106,7 @@ class Class:
 
     def due(self, force: bool = False) -> dict[str, str]:
         state = gradebook.State(self.root)
-        return run._due(self.root, self.found(), self.known(), state, force)
+        return regrade.due(self.root, self.found(), self.known(), state, force)
 
     def record(self, student: str, **scores: float) -> Outcome:
         """Record a grading of ``student`` as the run does (run._record): graded with these
@@ -151,9 +160,11 @@ class Class:
         return the_run.outcomes[0]
 
     def report(self, graded_now: list[str], due: dict[str, str]) -> run.ClassRun:
-        """What a run that graded ``graded_now`` reports (run._read_back)."""
+        """What a run that graded ``graded_now`` reports (as run._grade reads it back)."""
         the_run = run.ClassRun([], graded_now=graded_now, due=due)
-        run._read_back(self.root, the_run, self.found(), gradebook.State(self.root))
+        state = gradebook.State(self.root)
+        the_run.outcomes = regrade.read_back(self.root, self.found(), due, graded_now, state)
+        the_run.csv = gradebook.export_csv(self.root)
         return the_run
 
 
@@ -207,8 +218,8 @@ def test_a_class_as_it_was_graded_is_unchanged_and_reads_back_its_grades(klass: 
 def test_a_deleted_gradebook_makes_the_graded_ones_due(klass: Class) -> None:
     (klass.root / "gradebook.db").unlink()
     assert klass.due() == {
-        f"alice/{A}": gradebook.GRADE_MISSING,
-        f"bob/{A}": gradebook.GRADE_MISSING,
+        f"alice/{A}": regrade.GRADE_MISSING,
+        f"bob/{A}": regrade.GRADE_MISSING,
     }, "eve could not be graded: she has no grade by design, and nothing of hers changed"
     # Until graded again, a record without its grade is reported as an error, never as graded.
     report = klass.report([], {})
@@ -223,8 +234,8 @@ def test_a_deleted_gradebook_makes_the_graded_ones_due(klass: Class) -> None:
     klass.record("bob", test_a=2, test_b=0)
     assert klass.due() == {}
     graded_now = [f"alice/{A}", f"bob/{A}"]
-    report = klass.report(graded_now, dict.fromkeys(graded_now, gradebook.GRADE_MISSING))
-    assert report.why() == [f"2 graded because {gradebook.GRADE_MISSING}"]
+    report = klass.report(graded_now, dict.fromkeys(graded_now, regrade.GRADE_MISSING))
+    assert report.why() == [f"2 due: {regrade.GRADE_MISSING}"]
     agree(report, klass.root)
 
 
@@ -242,9 +253,9 @@ def test_another_gradebook_with_the_same_submissions_graded_otherwise_is_not_tru
     other.record("eve", test_a=0, test_b=0)  # graded there: a grade eve was never given here
     shutil.copy(other.root / "gradebook.db", klass.root / "gradebook.db")
     assert klass.due() == {
-        f"alice/{A}": gradebook.OTHER_GRADE,
-        f"bob/{A}": gradebook.OTHER_GRADE,
-        f"eve/{A}": gradebook.NOT_GRADED,
+        f"alice/{A}": regrade.OTHER_GRADE,
+        f"bob/{A}": regrade.OTHER_GRADE,
+        f"eve/{A}": regrade.NOT_GRADED,
     }
 
 
@@ -254,14 +265,14 @@ def test_an_older_copy_of_the_gradebook_regrades_what_was_graded_since(klass: Cl
     # bob hands in again (regraded: a new score); alice is graded again with the same score
     # (FORCE=1): an older copy holds her earlier grade, equal in points, but not this one.
     klass.hand_in("bob", "x = 5")
-    assert klass.due() == {f"bob/{A}": gradebook.CHANGED}
+    assert klass.due() == {f"bob/{A}": regrade.CHANGED}
     klass.record("bob", test_a=2, test_b=1)
     klass.record("alice", test_a=2, test_b=1)
     assert klass.due() == {}
     shutil.copy(older, klass.root / "gradebook.db")
     assert klass.due() == {
-        f"alice/{A}": gradebook.OTHER_GRADE,
-        f"bob/{A}": gradebook.OTHER_GRADE,
+        f"alice/{A}": regrade.OTHER_GRADE,
+        f"bob/{A}": regrade.OTHER_GRADE,
     }
     report = klass.report([], {})
     assert {o.key: o.status for o in report.outcomes}[f"bob/{A}"] == "grading error"
@@ -280,9 +291,9 @@ def test_a_missing_autograded_or_feedback_folder_makes_it_due(klass: Class) -> N
     shutil.rmtree(klass.root / "feedback" / "bob" / A)
     (klass.root / "feedback" / "eve" / A / f"{A}.html").unlink()
     assert klass.due() == {
-        f"alice/{A}": gradebook.NO_AUTOGRADED,
-        f"bob/{A}": gradebook.NO_FEEDBACK,
-        f"eve/{A}": gradebook.NO_FEEDBACK,
+        f"alice/{A}": regrade.NO_AUTOGRADED,
+        f"bob/{A}": regrade.NO_FEEDBACK,
+        f"eve/{A}": regrade.NO_FEEDBACK,
     }
     klass.record("alice", test_a=2, test_b=1)
     klass.record("bob", test_a=2, test_b=0)
@@ -294,22 +305,22 @@ def test_a_changed_source_makes_every_submission_of_it_due(klass: Class) -> None
     path = klass.root / "solutions" / A / f"{A}.ipynb"
     nbformat.write(_notebook(hidden="assert x in (4, 5)"), path)
     assert klass.due() == dict.fromkeys(
-        (f"alice/{A}", f"bob/{A}", f"eve/{A}"), gradebook.SOURCE_CHANGED
+        (f"alice/{A}", f"bob/{A}", f"eve/{A}"), regrade.SOURCE_CHANGED
     )
     klass.record("alice", test_a=2, test_b=1)
     klass.record("bob", test_a=2, test_b=1)
     klass.record("eve")
     assert klass.due() == {}
     the_run = run.ClassRun([], graded_now=[f"{s}/{A}" for s in ("alice", "bob", "eve")])
-    the_run.due = dict.fromkeys(the_run.graded_now, gradebook.SOURCE_CHANGED)
-    assert the_run.why() == [f"3 graded because the assignment's source changed ({A})"]
+    the_run.due = dict.fromkeys(the_run.graded_now, regrade.SOURCE_CHANGED)
+    assert the_run.why() == [f"3 due: the assignment's source changed ({A})"]
 
 
 def test_new_changed_and_forced(klass: Class) -> None:
     klass.hand_in("carol")
     klass.hand_in("eve", "x = 5")
-    assert klass.due() == {f"carol/{A}": gradebook.NEW, f"eve/{A}": gradebook.CHANGED}
-    assert set(klass.due(force=True).values()) == {gradebook.FORCED}
+    assert klass.due() == {f"carol/{A}": regrade.NEW, f"eve/{A}": regrade.CHANGED}
+    assert set(klass.due(force=True).values()) == {regrade.FORCED}
     assert len(klass.due(force=True)) == 4
 
 
@@ -334,7 +345,7 @@ def test_a_grade_rewritten_by_hand_is_not_the_recorded_one(klass: Class) -> None
     with Gradebook(f"sqlite:///{klass.root / 'gradebook.db'}") as book:
         book.find_grade("test_a", A, A, "alice").auto_score = 0.0
         book.db.commit()
-    assert klass.due() == {f"alice/{A}": gradebook.OTHER_GRADE}
+    assert klass.due() == {f"alice/{A}": regrade.OTHER_GRADE}
 
 
 def test_records_of_an_older_make_grade_have_no_stamp_and_are_graded_once_more(
@@ -345,15 +356,15 @@ def test_records_of_an_older_make_grade_have_no_stamp_and_are_graded_once_more(
     for entry in data["submissions"].values():
         entry.pop("stamp")
     path.write_text(json.dumps({"version": 1, "submissions": data["submissions"]}))
-    assert klass.due() == {f"alice/{A}": gradebook.OTHER_GRADE, f"bob/{A}": gradebook.OTHER_GRADE}
+    assert klass.due() == {f"alice/{A}": regrade.OTHER_GRADE, f"bob/{A}": regrade.OTHER_GRADE}
 
 
 def test_the_summary_says_why_each_was_graded_in_a_line_per_reason() -> None:
-    due = {f"s{n}/{A}": gradebook.GRADE_MISSING if n < 28 else gradebook.NEW for n in range(30)}
+    due = {f"s{n}/{A}": regrade.GRADE_MISSING if n < 28 else regrade.NEW for n in range(30)}
     the_run = run.ClassRun([], graded_now=list(due), due=due)
     assert the_run.why() == [
-        f"28 graded because {gradebook.GRADE_MISSING}",
-        "2 graded because new",
+        f"28 due: {regrade.GRADE_MISSING}",
+        "2 due: new",
     ]
     assert len(the_run.summary().splitlines()) == 3, the_run.summary()
 
@@ -386,9 +397,80 @@ def test_nbgrader_commands_work_on_a_gradebook_with_the_stamps_table(klass: Clas
         assert done.returncode == 0, (args, done.stdout, done.stderr)
         return done.stdout + done.stderr
 
-    assert "alice" in call("db", "student", "list") and "bob" in call("db", "student", "list")
+    listed = call("db", "student", "list")
+    assert "alice" in listed and "bob" in listed, listed
     call("db", "upgrade")
     call("export", f"--to={klass.root / 'nbgrader.csv'}")
     exported = {r["student_id"]: r for r in _grading.read_csv(klass.root / "nbgrader.csv")}
     assert float(exported["alice"]["raw_score"]) == 3.0 and float(exported["bob"]["raw_score"]) == 2
     assert klass.due() == {}, "nbgrader's commands must leave the stamps as they were"
+
+
+@integration
+def test_make_grade_regrades_exactly_what_is_due_and_reports_what_the_gradebook_holds(
+    tmp_path: Path,
+) -> None:
+    """A real class run, then an instructor's accidents: the gradebook deleted, an older copy of
+    it restored, one student's autograded/ deleted, a hidden test changed in solutions/. Each
+    following run grades exactly what is due, says why, and its table, grades.csv and the
+    gradebook agree."""
+    c = Class(tmp_path / "course", define=False)
+    prefix = f"r{int(time.time()) % 100000}-"
+    a, b, e = (f"{prefix}{name}/{A}" for name in ("a", "b", "e"))
+    c.hand_in(prefix + "a", "x = 5")
+    c.hand_in(prefix + "b", "x = 4")
+    c.hand_in(prefix + "e", text='{"cells": [')
+    book = c.root / "gradebook.db"
+
+    def grade() -> run.ClassRun:
+        done = _grading.grade(
+            c.root, jobs=2, timeout=CELL_TIMEOUT, submission_timeout=SUBMISSION_TIMEOUT
+        )
+        print(done)
+        agree(done, c.root)
+        return done
+
+    def scores(done: run.ClassRun) -> dict[str, float | None]:
+        return {o.key: o.score for o in done.outcomes}
+
+    try:
+        first = grade()
+        assert set(first.graded_now) == {a, b, e}
+        assert scores(first) == {a: 3.0, b: 0.0, e: None}
+        assert first[e].status == INVALID
+        older = tmp_path / "gradebook-older.db"
+        shutil.copy(book, older)
+
+        # The gradebook is lost, and b hands in a corrected notebook.
+        book.unlink()
+        c.hand_in(prefix + "b", "x = 5")
+        lost = grade()
+        assert sorted(lost.graded_now) == [a, b], "e could not be graded and did not change"
+        assert lost.due == {a: regrade.GRADE_MISSING, b: regrade.CHANGED}
+        assert scores(lost) == {a: 3.0, b: 3.0, e: None}
+        assert f"1 due: {regrade.GRADE_MISSING}" in lost.summary()
+
+        # An older copy comes back: it holds b's earlier 0 and an earlier grade of a.
+        shutil.copy(older, book)
+        restored = grade()
+        assert sorted(restored.graded_now) == [a, b]
+        assert set(restored.due.values()) == {regrade.OTHER_GRADE}
+        assert scores(restored) == {a: 3.0, b: 3.0, e: None}
+
+        shutil.rmtree(c.root / "autograded" / (prefix + "a") / A)
+        redone = grade()
+        assert redone.graded_now == [a] and redone.due == {a: regrade.NO_AUTOGRADED}
+        assert (c.root / "autograded" / (prefix + "a") / A / f"{A}.ipynb").is_file()
+
+        # The instructor changes the hidden test: every submission of it is graded again, e too.
+        nbformat.write(_notebook(hidden="assert x == 6"), c.root / "solutions" / A / f"{A}.ipynb")
+        changed = grade()
+        assert set(changed.graded_now) == {a, b, e}
+        assert set(changed.due.values()) == {regrade.SOURCE_CHANGED}
+        assert f"3 due: the assignment's source changed ({A})" in changed.summary()
+        assert scores(changed) == {a: 0.0, b: 0.0, e: None}, "graded with the new hidden test"
+
+        assert grade().graded_now == []
+    finally:
+        for name in ("a", "b", "e"):
+            remove_learner_resources(learner_of(prefix + name), timeout=60)

@@ -4,11 +4,9 @@ submission that could not be graded.
 
 The state alone never says a submission is graded: each grade ``make grade`` writes into the
 gradebook gets a random stamp, kept both in a small table of ours in ``gradebook.db`` (nbgrader and
-alembic ignore tables they do not know) and in the submission's record. A submission is unchanged
+alembic ignore tables they do not know) and in the submission's record. A record's grade counts
 only while the gradebook still holds that stamp, for that nbgrader submission, with the automatic
-score the record holds (``due``): a deleted gradebook, another one, or an older copy of it that
-holds an earlier grade all make it due again. What a run reports is read back from the gradebook
-(``read_back``), never from the run's memory."""
+score the record holds (``verified``; ``regrade`` decides from it what is due)."""
 
 from __future__ import annotations
 
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import CourseError
-from .course import Scratch, Source, define, ensure_alembic_on_path
+from .course import Scratch, define, ensure_alembic_on_path
 from .outcome import ERROR, GRADED, MISSING, Outcome
 
 STATE_DIR = "grading"
@@ -92,31 +90,14 @@ class State:
         os.replace(partial, self.path)
 
 
-# --- what is due, and what the gradebook holds ---------------------------------------------------
+def log_path(root: Path, student: str, assignment: str) -> Path:
+    return root / STATE_DIR / "logs" / student / f"{assignment}.log"
 
-# Why a submission is graded in a run (the summary counts them).
-FORCED = "forced"
-NEW = "new"
-CHANGED = "changed"
-SOURCE_CHANGED = "the assignment's source changed"
-GRADE_MISSING = "its grade is missing from the gradebook"
-OTHER_GRADE = "the gradebook holds another grade for it"
-NOT_GRADED = "the gradebook holds a grade for it, but it could not be graded"
-NO_AUTOGRADED = "autograded/ missing"
-NO_FEEDBACK = "feedback/ missing"
+
+# --- what the gradebook holds -----------------------------------------------------------------
+
 UNVERIFIED = (
     "recorded as graded, but the gradebook does not hold that grade (make grade grades it again)"
-)
-REASONS = (
-    FORCED,
-    NEW,
-    CHANGED,
-    SOURCE_CHANGED,
-    GRADE_MISSING,
-    OTHER_GRADE,
-    NOT_GRADED,
-    NO_AUTOGRADED,
-    NO_FEEDBACK,
 )
 
 
@@ -182,94 +163,6 @@ def verified(entry: dict[str, Any], grade: Held | None) -> bool:
         and grade.stamp == entry.get("stamp")
         and _same(grade.auto_score, entry.get("score"))
     )
-
-
-def _notebooks_of(submission: Any, source: Source | None) -> list[str]:
-    """The assignment's notebooks this submission handed in."""
-    if source is None:
-        return [submission.assignment]
-    handed_in = [
-        n for n in sorted(source.notebooks) if (submission.folder / f"{n}.ipynb").is_file()
-    ]
-    return handed_in or sorted(source.notebooks)
-
-
-def due(
-    root: Path,
-    submission: Any,
-    source: Source | None,
-    entry: dict[str, Any] | None,
-    grade: Held | None,
-    force: bool = False,
-) -> str | None:
-    """Why ``submission`` (an ``intake.Submission``) must be graded in this run, or None when it
-    is unchanged: its record is from this very content and source and, if graded, the gradebook
-    holds that record's grade and its ``autograded/`` and ``feedback/`` are there; if it could not
-    be graded, the gradebook holds no grade for it and its feedback page is there."""
-    if force:
-        return FORCED
-    if entry is None:
-        return NEW
-    if entry.get("digest") != submission.digest:
-        return CHANGED
-    if entry.get("source") != (source.digest if source else ""):
-        return SOURCE_CHANGED
-    s, a = submission.student, submission.assignment
-    notebooks = _notebooks_of(submission, source)
-    feedback = root / "feedback" / s / a
-    if entry.get("status") == GRADED:
-        if grade is None:
-            return GRADE_MISSING
-        if not verified(entry, grade):
-            return OTHER_GRADE
-        autograded = root / "autograded" / s / a
-        if not all((autograded / f"{n}.ipynb").is_file() for n in notebooks):
-            return NO_AUTOGRADED
-    elif grade is not None:
-        return NOT_GRADED
-    if not all((feedback / f"{n}.html").is_file() for n in notebooks):
-        return NO_FEEDBACK
-    return None
-
-
-def read_back(
-    root: Path, keys: Iterable[str], state: State, ran: Iterable[Outcome] = ()
-) -> list[Outcome]:
-    """How each of ``keys`` stands now, from the gradebook (scores) and the records (status,
-    reason, flags): what a run reports. A record that says graded while the gradebook holds no
-    such grade shows as a grading error. ``ran`` are this run's outcomes: their log, time and
-    namespaces are kept (never their scores)."""
-    grades = held(root)
-    this_run = {o.key: o for o in ran}
-    outcomes = []
-    for key in keys:
-        entry = state.get(key)
-        if entry is None:
-            continue
-        outcome = Outcome(
-            entry["student"],
-            entry["assignment"],
-            entry["status"],
-            entry.get("reason", ""),
-            seconds=entry.get("seconds", 0.0),
-            flags=entry.get("flags", ""),
-        )
-        grade = grades.get(key)
-        if outcome.graded:
-            if grade is not None and verified(entry, grade):
-                outcome.score, outcome.max_score = grade.score, grade.max_score
-            else:
-                outcome.status, outcome.reason = ERROR, UNVERIFIED
-        if key in this_run:
-            earlier = this_run[key]
-            outcome.seconds, outcome.log = earlier.seconds, earlier.log
-            outcome.namespaces, outcome.result = earlier.namespaces, earlier.result
-        outcomes.append(outcome)
-    return outcomes
-
-
-def log_path(root: Path, student: str, assignment: str) -> Path:
-    return root / STATE_DIR / "logs" / student / f"{assignment}.log"
 
 
 # --- definitions ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Grading a whole class (``make grade``): every submission ends graded or not gradable with its
 reason, a bad one never stops the others, only what is due is graded again (new, changed, or its
-grade, ``autograded/`` or ``feedback/`` not where the last run put them: ``gradebook.due``), N at a
+grade, ``autograded/`` or ``feedback/`` not where the last run put them: ``regrade.due``), N at a
 time, and the class's gradebook, folders and grades.csv are written from this one thread; what the
 run reports is read back from them at the end."""
 
@@ -21,7 +21,7 @@ from typing import TextIO
 
 from .._errors import CourseError
 from .._output import Table
-from . import course, gradebook, intake
+from . import course, gradebook, intake, regrade
 from .cleanup import learner_of, wait_gone
 from .course import REPO_ROOT, Source
 from .outcome import ERROR, GRADED, INTERRUPTED, Outcome
@@ -92,40 +92,10 @@ class ClassRun:
 
     def why(self) -> list[str]:
         """A line per reason the submissions graded in this run were due, with their count."""
-        return [f"{n} graded because {reason}" for reason, n in _tally(self.graded_now, self.due)]
+        return [f"{n} due: {reason}" for reason, n in regrade.tally(self.graded_now, self.due)]
 
     def __str__(self) -> str:
         return f"{self.table}\n\n{self.summary()}"
-
-
-def _tally(keys: Iterable[str], due: dict[str, str]) -> list[tuple[str, int]]:
-    """How many of ``keys`` were due for each reason (a changed source names its assignment)."""
-    counts: dict[str, int] = {}
-    for key in keys:
-        reason = due.get(key, gradebook.NEW)
-        if reason == gradebook.SOURCE_CHANGED:
-            reason += f" ({key.split('/', 1)[1]})"
-        counts[reason] = counts.get(reason, 0) + 1
-    return sorted(counts.items(), key=lambda item: -item[1])
-
-
-def _due(
-    root: Path,
-    found: list[intake.Submission],
-    known: dict[str, Source],
-    state: gradebook.State,
-    force: bool,
-) -> dict[str, str]:
-    """Each submission to grade in this run, by key, with the reason it is due."""
-    held = gradebook.held(root)
-    due = {}
-    for s in found:
-        reason = gradebook.due(
-            root, s, known.get(s.assignment), state.get(s.key), held.get(s.key), force
-        )
-        if reason:
-            due[s.key] = reason
-    return due
 
 
 def grade(
@@ -148,7 +118,7 @@ def grade(
     out: TextIO | None = None,
 ) -> ClassRun:
     """Grade the class in ``root/submitted`` (``submissions``: a collected folder copied in
-    first): only new or changed submissions, unless ``force`` or ``students`` names them; write
+    first): only what is due (``regrade.due``), unless ``force`` or ``students`` names them; write
     the gradebook, ``autograded/``, ``feedback/``, ``grading/`` (state and logs) and grades.csv.
 
     ``timeout`` is per cell (default: nbgrader_config.py's Execute.timeout); the other limits
@@ -261,19 +231,22 @@ def _grade(
     found = intake.find(submitted, students, assignments)
     known = {name: course.source(root, name) for name in course.assignments(root)}
     state = gradebook.State(root)
-    run = ClassRun([], jobs=jobs, due=_due(root, found, known, state, force or bool(students)))
+    run = ClassRun(
+        [], jobs=jobs, due=regrade.due(root, found, known, state, force or bool(students))
+    )
     due = [s for s in found if s.key in run.due]
     unchanged = [s for s in found if s.key not in run.due]
     if not due:
         print(
             " ✓ nothing new to grade: every submission is unchanged since it was graded", file=out
         )
-        _read_back(root, run, found, state)
+        run.outcomes = regrade.read_back(root, found, run.due, run.graded_now, state, run.outcomes)
+        run.csv = gradebook.export_csv(root)
         return run
 
     warm_up()  # the fork server imports nbgrader (seconds) while the sources are released
     names = sorted({s.assignment for s in due if s.assignment in known})
-    why = ", ".join(f"{n} {reason}" for reason, n in _tally(run.due, run.due))
+    why = ", ".join(f"{n} {reason}" for reason, n in regrade.tally(run.due, run.due))
     print(
         f" • Grading {len(due)} submission(s) of {', '.join(names) or 'no known assignment'}, "
         f"{jobs} at a time ({len(unchanged)} unchanged; due: {why})",
@@ -339,19 +312,9 @@ def _grade(
                     f" ! still terminating after {options.cleanup_timeout:g} s: {', '.join(left)}",
                     file=out,
                 )
-    _read_back(root, run, found, state)
-    return run
-
-
-def _read_back(
-    root: Path, run: ClassRun, found: list[intake.Submission], state: gradebook.State
-) -> None:
-    """The run's outcomes and grades.csv, as the gradebook and the records hold them now: the
-    unchanged submissions and those recorded in this run (not the ones an interruption stopped)."""
-    now = set(run.graded_now)
-    keys = [s.key for s in found if s.key in now or s.key not in run.due]
-    run.outcomes = gradebook.read_back(root, keys, state, run.outcomes)
+    run.outcomes = regrade.read_back(root, found, run.due, run.graded_now, state, run.outcomes)
     run.csv = gradebook.export_csv(root)
+    return run
 
 
 def _schedule(
@@ -440,7 +403,6 @@ def _record(
             log=outcome.log,
         )
         gradebook.forget(root, outcome.student, outcome.assignment)
-        stamp = None
     state.put(outcome, submission.digest, source.digest if source else "", stamp)
     state.save()
     if job is not None and job.work.exists():
