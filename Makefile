@@ -142,11 +142,11 @@ _test-kind:
 exercises: setup ## regenerate exercises/ from solutions/ with nbgrader
 	@$(PY) -m helpers release
 
-# Grades what is new or changed in submitted/<student>/<assignment>/ (SUBMISSIONS=folder is copied
-# there first), N at a time; FORCE=1 grades everything again, STUDENT=id (or "a b") and
-# ASSIGNMENT=name only those, JOBS=n sets N, KEEP=1 keeps the students' containers and namespaces,
-# SANDBOX=0 runs the notebooks without the bubblewrap sandbox, CLASSROOM=0 with your kubeconfig
-# instead of the students' (make classroom).
+# Grades what is due in submitted/<student>/<assignment>/ (new, changed, or its grade, autograded/
+# or feedback/ lost: README; SUBMISSIONS=folder is copied there first), N at a time; FORCE=1
+# grades everything again, STUDENT=id (or "a b") and ASSIGNMENT=name only those, JOBS=n sets N,
+# KEEP=1 keeps the students' containers and namespaces, SANDBOX=0 runs the notebooks without the
+# bubblewrap sandbox, CLASSROOM=0 with your kubeconfig instead of the students' (make classroom).
 # Exit code 3: some submissions could not be graded (the table says which and why).
 grade: cluster ## grade the class: feedback, grades.csv (FORCE=1 STUDENT=id ASSIGNMENT= JOBS= KEEP=1)
 	@$(PY) -m helpers grade $(SUBMISSIONS) $(if $(filter-out 0,$(FORCE)),--force) \

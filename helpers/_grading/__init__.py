@@ -8,6 +8,7 @@ which run the same functions on a copy of the course in a temporary folder.
 - ``run``: a class run (``grade``): intake, scheduling, records. ``runner``: one submission in its
   own worker process (``worker``) and containment (``containment``). ``intake``: what was handed
   in and the checks that need no kernel. ``gradebook``: the gradebook, state, grades.csv.
+  ``regrade``: what a run grades again, and what it reports (read back from the gradebook).
 """
 
 from .course import REPO_ROOT, assignments, autograde, feedback, release, scores

@@ -1,6 +1,12 @@
 """The class's records, written from one place: the nbgrader gradebook, the grading state beside
 it (what was graded, from which content, and how it ended), grades.csv, and the feedback page of a
-submission that could not be graded."""
+submission that could not be graded.
+
+The state alone never says a submission is graded: each grade ``make grade`` writes into the
+gradebook gets a random stamp, kept both in a small table of ours in ``gradebook.db`` (nbgrader and
+alembic ignore tables they do not know) and in the submission's record. A record's grade counts
+only while the gradebook still holds that stamp, for that nbgrader submission, with the automatic
+score the record holds (``verified``; ``regrade`` decides from it what is due)."""
 
 from __future__ import annotations
 
@@ -10,16 +16,19 @@ import html
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .._errors import CourseError
-from .course import Scratch, define
-from .outcome import GRADED, MISSING, Outcome
+from .course import Scratch, define, ensure_alembic_on_path
+from .outcome import ERROR, GRADED, MISSING, Outcome
 
 STATE_DIR = "grading"
+STAMPS = "course_grading_stamps"  # our table in gradebook.db: the grades make grade wrote
 COLUMNS = [
     "assignment",
     "duedate",
@@ -43,8 +52,9 @@ def _url(root: Path) -> str:
 
 
 class State:
-    """``grading/state.json``: per submission, the digests it was graded from and how it ended.
-    A submission is graded again only when its content or its assignment's source changed."""
+    """``grading/state.json``: per submission, the digests it was graded from, how it ended and,
+    for a graded one, the stamp of the grade it wrote into the gradebook (``due`` says when it is
+    graded again)."""
 
     def __init__(self, root: Path) -> None:
         self.path = root / STATE_DIR / "state.json"
@@ -57,7 +67,7 @@ class State:
     def get(self, key: str) -> dict[str, Any] | None:
         return self.entries.get(key)
 
-    def put(self, outcome: Outcome, digest: str, source: str) -> None:
+    def put(self, outcome: Outcome, digest: str, source: str, stamp: str | None = None) -> None:
         self.entries[outcome.key] = {
             "student": outcome.student,
             "assignment": outcome.assignment,
@@ -70,32 +80,89 @@ class State:
             "max_score": outcome.max_score,
             "seconds": round(outcome.seconds, 1),
             "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "stamp": stamp,
         }
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".part")
-        partial.write_text(json.dumps({"version": 1, "submissions": self.entries}, indent=1))
+        partial.write_text(json.dumps({"version": 2, "submissions": self.entries}, indent=1))
         os.replace(partial, self.path)
-
-    def outcome(self, key: str) -> Outcome | None:
-        entry = self.entries.get(key)
-        if entry is None:
-            return None
-        return Outcome(
-            entry["student"],
-            entry["assignment"],
-            entry["status"],
-            entry.get("reason", ""),
-            score=entry.get("score"),
-            max_score=entry.get("max_score"),
-            seconds=entry.get("seconds", 0.0),
-            flags=entry.get("flags", ""),
-        )
 
 
 def log_path(root: Path, student: str, assignment: str) -> Path:
     return root / STATE_DIR / "logs" / student / f"{assignment}.log"
+
+
+# --- what the gradebook holds -----------------------------------------------------------------
+
+UNVERIFIED = (
+    "recorded as graded, but the gradebook does not hold that grade (make grade grades it again)"
+)
+
+
+@dataclass(frozen=True)
+class Held:
+    """One submission's grade as the class gradebook holds it."""
+
+    score: float  # nbgrader's: a grader's manual scores where there are some
+    max_score: float
+    auto_score: float  # the automatic scores alone: what make grade wrote
+    stamp: str | None  # of the grade make grade wrote, if it is still this submission's
+
+
+def held(root: Path) -> dict[str, Held]:
+    """Every submission the gradebook holds a grade for, by ``student/assignment``."""
+    path = root / "gradebook.db"
+    if not path.exists():
+        return {}
+    ensure_alembic_on_path()
+    from nbgrader.api import Grade, Gradebook, SubmittedAssignment, SubmittedNotebook
+    from sqlalchemy import func, inspect, text
+    from sqlalchemy.exc import DatabaseError
+
+    found: dict[str, Held] = {}
+    try:
+        with Gradebook(_url(root)) as book:
+            auto = dict(
+                book.db.query(SubmittedNotebook.assignment_id, func.sum(Grade.auto_score))
+                .join(Grade, Grade.notebook_id == SubmittedNotebook.id)
+                .group_by(SubmittedNotebook.assignment_id)
+                .all()
+            )
+            stamps: dict[str, tuple[str, str]] = {}
+            if inspect(book.engine).has_table(STAMPS):
+                rows = book.db.execute(text(f"SELECT key, submission_id, stamp FROM {STAMPS}"))
+                stamps = {key: (submission, stamp) for key, submission, stamp in rows}
+            for submission in book.db.query(SubmittedAssignment).all():
+                key = f"{submission.student.id}/{submission.assignment.name}"
+                written = stamps.get(key)
+                found[key] = Held(
+                    score=float(submission.score or 0.0),
+                    max_score=float(submission.max_score or 0.0),
+                    auto_score=float(auto.get(submission.id) or 0.0),
+                    stamp=written[1] if written and written[0] == submission.id else None,
+                )
+    except DatabaseError as error:
+        raise CourseError(
+            f"{path} is not an nbgrader gradebook ({type(error).__name__}).",
+            hint="Move it away (make grade then grades every submission again into a new one).",
+        ) from None
+    return found
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) < 1e-6
+
+
+def verified(entry: dict[str, Any], grade: Held | None) -> bool:
+    """Whether the gradebook holds the very grade this graded record wrote."""
+    return (
+        grade is not None
+        and bool(entry.get("stamp"))
+        and grade.stamp == entry.get("stamp")
+        and _same(grade.auto_score, entry.get("score"))
+    )
 
 
 # --- definitions ----------------------------------------------------------------------------
@@ -138,18 +205,20 @@ def sync_definitions(root: Path, scratch: Scratch, regraded: dict[str, set[str]]
 # --- results ---------------------------------------------------------------------------------
 
 
-def merge(root: Path, outcome: Outcome) -> None:
+def merge(root: Path, outcome: Outcome) -> str:
     """Write a graded submission's scores into the class gradebook, as nbgrader's SaveAutoGrades
-    would: automatic scores and comments; a grader's manual scores stay."""
+    would: automatic scores and comments; a grader's manual scores stay. Returns the new stamp of
+    this grade, written in the same transaction (the submission's record keeps it)."""
     from nbgrader.api import Gradebook
     from nbgrader.utils import parse_utc
+    from sqlalchemy import text
 
     result = outcome.result
     with Gradebook(_url(root)) as book:
         book.update_or_create_student(outcome.student)
-        stamp = result.get("timestamp")
-        kwargs = {"timestamp": parse_utc(stamp)} if stamp else {}
-        book.update_or_create_submission(outcome.assignment, outcome.student, **kwargs)
+        handed_in = result.get("timestamp")
+        kwargs = {"timestamp": parse_utc(handed_in)} if handed_in else {}
+        submission = book.update_or_create_submission(outcome.assignment, outcome.student, **kwargs)
         for name, data in result.get("notebooks", {}).items():
             notebook = book.find_submission_notebook(name, outcome.assignment, outcome.student)
             notebook.late_submission_penalty = data.get("late_submission_penalty")
@@ -163,17 +232,45 @@ def merge(root: Path, outcome: Outcome) -> None:
                 )
             for comment in notebook.comments:
                 comment.auto_comment = data["comments"].get(comment.name)
+        stamp = uuid.uuid4().hex
+        _stamp_table(book)
+        book.db.execute(
+            text(
+                f"INSERT OR REPLACE INTO {STAMPS} (key, submission_id, stamp) "
+                "VALUES (:key, :submission, :stamp)"
+            ),
+            {"key": outcome.key, "submission": submission.id, "stamp": stamp},
+        )
         book.db.commit()
+    return stamp
+
+
+def _stamp_table(book: Any) -> None:
+    from sqlalchemy import text
+
+    book.db.execute(
+        text(
+            f"CREATE TABLE IF NOT EXISTS {STAMPS} (key TEXT PRIMARY KEY, "
+            "submission_id TEXT NOT NULL, stamp TEXT NOT NULL)"
+        )
+    )
 
 
 def forget(root: Path, student: str, assignment: str) -> None:
     """Drop a submission's grades (its new version could not be graded)."""
     from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy import text
 
     if not (root / "gradebook.db").exists():
         return
-    with Gradebook(_url(root)) as book, contextlib.suppress(MissingEntry):
-        book.remove_submission(assignment, student)
+    with Gradebook(_url(root)) as book:
+        with contextlib.suppress(MissingEntry):
+            book.remove_submission(assignment, student)
+        _stamp_table(book)
+        book.db.execute(
+            text(f"DELETE FROM {STAMPS} WHERE key = :key"), {"key": f"{student}/{assignment}"}
+        )
+        book.db.commit()
 
 
 def replace_folder(source: Path, target: Path) -> None:
@@ -213,11 +310,14 @@ def _text(value: Any) -> str:
 
 def export_csv(root: Path, path: Path | None = None) -> Path:
     """Every student and assignment: graded (with scores), not gradable (status and reason, no
-    score), or missing (not handed in: no score, not 0)."""
+    score), or missing (not handed in: no score, not 0). A submission recorded as graded whose
+    grade the gradebook does not hold (a lost gradebook, an older copy) is a grading error, never
+    the older grade."""
     from nbgrader.api import Gradebook
 
     target = path or root / "grades.csv"
     state = State(root)
+    grades = held(root)
     rows: dict[tuple[str, str], dict[str, str]] = {}
     students: set[str] = set()
     assignments: dict[str, dict[str, str]] = {}
@@ -257,14 +357,15 @@ def export_csv(root: Path, path: Path | None = None) -> Path:
     for entry in state.entries.values():
         key = (entry["student"], entry["assignment"])
         students.add(entry["student"])
-        if entry["status"] == GRADED:
+        graded = entry["status"] == GRADED
+        if graded and verified(entry, grades.get("/".join(key))):
             continue  # the gradebook holds it
         rows[key] = {
             "assignment": entry["assignment"],
             "student_id": entry["student"],
             "max_score": _text(assignments.get(entry["assignment"], {}).get("max_score")),
-            "status": entry["status"],
-            "reason": _text(entry.get("reason")),
+            "status": ERROR if graded else entry["status"],
+            "reason": UNVERIFIED if graded else _text(entry.get("reason")),
         }
     real = set(assignments) | {
         e["assignment"] for e in state.entries.values() if e.get("source")

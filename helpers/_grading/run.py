@@ -1,6 +1,8 @@
 """Grading a whole class (``make grade``): every submission ends graded or not gradable with its
-reason, a bad one never stops the others, only new or changed submissions are graded again, N at
-a time, and the class's gradebook, folders and grades.csv are written from this one thread."""
+reason, a bad one never stops the others, only what is due is graded again (new, changed, or its
+grade, ``autograded/`` or ``feedback/`` not where the last run put them: ``regrade.due``), N at a
+time, and the class's gradebook, folders and grades.csv are written from this one thread; what the
+run reports is read back from them at the end."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any, TextIO
 
 from .._errors import CourseError
 from .._output import Table
-from . import course, gradebook, intake
+from . import course, gradebook, intake, regrade
 from .cleanup import learner_of, wait_gone
 from .course import REPO_ROOT, Source
 from .outcome import ERROR, GRADED, INTERRUPTED, Outcome
@@ -39,6 +41,7 @@ class ClassRun:
 
     outcomes: list[Outcome]
     graded_now: list[str] = field(default_factory=list)  # keys graded in this run
+    due: dict[str, str] = field(default_factory=dict)  # key -> why it was graded in this run
     csv: Path | None = None
     jobs: int = 1
     interrupted: bool = False
@@ -79,6 +82,7 @@ class ClassRun:
             f"{len(self.needs_instructor())} need you; {len(self.graded_now)} graded in this run, "
             f"{earlier} unchanged since an earlier run."
         ]
+        lines.extend(f"  {line}" for line in self.why())
         if self.csv:
             lines.append(f"Grades: {self.csv}; feedback in {self.csv.parent / 'feedback'}")
         used = Counter(self[key].credentials for key in self.graded_now if self[key].credentials)
@@ -102,22 +106,12 @@ class ClassRun:
                 lines.append(f"  ✗ {outcome.key}: {outcome.status}: {outcome.reason}")
         return "\n".join(lines)
 
+    def why(self) -> list[str]:
+        """A line per reason the submissions graded in this run were due, with their count."""
+        return [f"{n} due: {reason}" for reason, n in regrade.tally(self.graded_now, self.due)]
+
     def __str__(self) -> str:
         return f"{self.table}\n\n{self.summary()}"
-
-
-def _due(
-    submission: intake.Submission,
-    source: Source | None,
-    state: gradebook.State,
-    force: bool,
-) -> bool:
-    entry = state.get(submission.key)
-    if force or entry is None:
-        return True
-    return entry.get("digest") != submission.digest or entry.get("source") != (
-        source.digest if source else ""
-    )
 
 
 def grade(
@@ -141,7 +135,7 @@ def grade(
     out: TextIO | None = None,
 ) -> ClassRun:
     """Grade the class in ``root/submitted`` (``submissions``: a collected folder copied in
-    first): only new or changed submissions, unless ``force`` or ``students`` names them; write
+    first): only what is due (``regrade.due``), unless ``force`` or ``students`` names them; write
     the gradebook, ``autograded/``, ``feedback/``, ``grading/`` (state and logs) and grades.csv.
 
     ``timeout`` is per cell (default: nbgrader_config.py's Execute.timeout); the other limits
@@ -304,22 +298,25 @@ def _grade(
     found = intake.find(submitted, students, assignments)
     known = {name: course.source(root, name) for name in course.assignments(root)}
     state = gradebook.State(root)
-    due = [s for s in found if _due(s, known.get(s.assignment), state, force or bool(students))]
-    run = ClassRun([], jobs=jobs)
-    unchanged = [state.outcome(s.key) for s in found if s not in due]
-    run.outcomes.extend(o for o in unchanged if o is not None)
+    run = ClassRun(
+        [], jobs=jobs, due=regrade.due(root, found, known, state, force or bool(students))
+    )
+    due = [s for s in found if s.key in run.due]
+    unchanged = [s for s in found if s.key not in run.due]
     if not due:
         print(
             " ✓ nothing new to grade: every submission is unchanged since it was graded", file=out
         )
+        run.outcomes = regrade.read_back(root, found, run.due, run.graded_now, state, run.outcomes)
         run.csv = gradebook.export_csv(root)
         return run
 
     warm_up()  # the fork server imports nbgrader (seconds) while the sources are released
     names = sorted({s.assignment for s in due if s.assignment in known})
+    why = ", ".join(f"{n} {reason}" for reason, n in regrade.tally(run.due, run.due))
     print(
         f" • Grading {len(due)} submission(s) of {', '.join(names) or 'no known assignment'}, "
-        f"{jobs} at a time ({len(unchanged)} unchanged)",
+        f"{jobs} at a time ({len(unchanged)} unchanged; due: {why})",
         file=out,
         flush=True,
     )
@@ -385,6 +382,7 @@ def _grade(
                     f" ! still terminating after {options.cleanup_timeout:g} s: {', '.join(left)}",
                     file=out,
                 )
+    run.outcomes = regrade.read_back(root, found, run.due, run.graded_now, state, run.outcomes)
     run.csv = gradebook.export_csv(root)
     return run
 
@@ -470,8 +468,9 @@ def _record(
     if outcome.status == INTERRUPTED:
         return
     source = job.source if job is not None else source
+    stamp = None
     try:
-        _write(root, outcome, source, job)
+        stamp = _write(root, outcome, source, job)
     except Exception as error:
         outcome = Outcome(
             outcome.student,
@@ -482,7 +481,7 @@ def _record(
             log=outcome.log,
         )
         gradebook.forget(root, outcome.student, outcome.assignment)
-    state.put(outcome, submission.digest, source.digest if source else "")
+    state.put(outcome, submission.digest, source.digest if source else "", stamp)
     state.save()
     if job is not None and job.work.exists():
         shutil.rmtree(job.work, ignore_errors=True)
@@ -491,10 +490,12 @@ def _record(
     progress.finished(outcome, running)
 
 
-def _write(root: Path, outcome: Outcome, source: Source | None, job: Job | None) -> None:
+def _write(root: Path, outcome: Outcome, source: Source | None, job: Job | None) -> str | None:
+    """Returns the stamp of the grade written into the gradebook (None: not graded)."""
     s, a = outcome.student, outcome.assignment
+    stamp = None
     if outcome.status == GRADED:
-        gradebook.merge(root, outcome)
+        stamp = gradebook.merge(root, outcome)
         assert job is not None
         gradebook.replace_folder(job.work / "autograded" / s / a, root / "autograded" / s / a)
         gradebook.replace_folder(job.work / "feedback" / s / a, root / "feedback" / s / a)
@@ -512,3 +513,4 @@ def _write(root: Path, outcome: Outcome, source: Source | None, job: Job | None)
     else:
         log.write_text(f"{outcome.status}: {outcome.reason}\n(found before running any cell)\n")
     outcome.log = str(log)
+    return stamp
