@@ -428,13 +428,13 @@ def test_make_grade_says_in_one_line_each_protection_this_machine_lacks(
 ) -> None:
     import io
 
-    from helpers._grading import run, settings
+    from helpers._grading import safeguards, settings
 
     options = settings.ClassGrading()
     said = io.StringIO()
     monkeypatch.setattr(network, "unavailable", lambda: "not root")
     monkeypatch.setattr(containment, "best_kind", lambda: "session")
-    assert run._say_what_is_missing(True, options, said) is False
+    assert safeguards.say_what_is_missing(True, options, said) is False
     lines = said.getvalue().splitlines()
     assert any("no network isolation (not root)" in line for line in lines), lines
     assert any("no processes limit" in line and "no memory limit" in line for line in lines)
@@ -450,7 +450,7 @@ def test_make_grade_says_in_one_line_each_protection_this_machine_lacks(
     )
     monkeypatch.setattr(containment.Containment, "remove", lambda self: [])
     quiet = io.StringIO()
-    assert run._say_what_is_missing(True, options, quiet) is True
+    assert safeguards.say_what_is_missing(True, options, quiet) is True
     assert [
         line for line in quiet.getvalue().splitlines() if "network" in line or "limit" in line
     ] == []
@@ -470,6 +470,6 @@ def test_make_grade_says_in_one_line_each_protection_this_machine_lacks(
 def test_learners_whose_names_can_collide_are_never_graded_at_once(
     one: str, other: str, together: bool
 ) -> None:
-    from helpers._grading.run import _overlap
+    from helpers._grading.safeguards import overlap
 
-    assert _overlap(one, other) is not together
+    assert overlap(one, other) is not together

@@ -76,6 +76,7 @@ class State:
             "status": outcome.status,
             "reason": outcome.reason,
             "flags": outcome.flags,
+            "credentials": outcome.credentials,
             "score": outcome.score,
             "max_score": outcome.max_score,
             "seconds": round(outcome.seconds, 1),

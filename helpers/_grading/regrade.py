@@ -136,6 +136,7 @@ def read_back(
             entry.get("reason", ""),
             seconds=entry.get("seconds", 0.0),
             flags=entry.get("flags", ""),
+            credentials=entry.get("credentials", ""),
         )
         grade = grades.get(key)
         if outcome.graded:

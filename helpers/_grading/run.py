@@ -7,8 +7,6 @@ run reports is read back from them at the end."""
 from __future__ import annotations
 
 import concurrent.futures as futures
-import fcntl
-import os
 import shutil
 import signal
 import sys
@@ -19,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from .._errors import CourseError
 from .._output import Table
@@ -28,7 +26,14 @@ from .cleanup import learner_of, wait_gone
 from .course import REPO_ROOT, Source
 from .outcome import ERROR, GRADED, INTERRUPTED, Outcome
 from .progress import Progress
-from .runner import CLASSROOM, GRADING_ACCOUNT, YOURS, Job, run_submission, warm_up
+from .runner import GRADING_ACCOUNT, YOURS, Job, run_submission, warm_up
+from .safeguards import (
+    credentials_for,
+    one_run_at_a_time,
+    overlap,
+    sandbox_wanted,
+    say_what_is_missing,
+)
 from .settings import default_jobs, settings
 
 NEEDS_INSTRUCTOR = 3  # the exit code when some submission could not be graded, or is flagged
@@ -85,7 +90,8 @@ class ClassRun:
         lines.extend(f"  {line}" for line in self.why())
         if self.csv:
             lines.append(f"Grades: {self.csv}; feedback in {self.csv.parent / 'feedback'}")
-        used = Counter(self[key].credentials for key in self.graded_now if self[key].credentials)
+        now = set(self.graded_now)
+        used = Counter(o.credentials for o in self.outcomes if o.key in now and o.credentials)
         if used:
             lines.append(
                 "Cluster credentials: "
@@ -150,7 +156,7 @@ def grade(
     spec for every
     submission. ``sandbox`` (default: ``c.ClassGrading.sandbox``) runs each notebook in a
     bubblewrap sandbox where bwrap works (helpers/_grading/sandbox.py)."""
-    with _one_run_at_a_time(root), _signals_stop_the_run():
+    with one_run_at_a_time(root), _signals_stop_the_run():
         return _grade(
             root,
             submissions,
@@ -170,80 +176,6 @@ def grade(
             sandbox=sandbox,
             out=out or sys.stdout,
         )
-
-
-def _sandbox(wanted: bool, kernel_name: str | None, out: TextIO) -> bool:
-    """Whether the notebooks run in the sandbox; says so when one was wanted and cannot be."""
-    from .sandbox import available  # not at import: the sandbox's kernel runs that module
-
-    if not wanted or kernel_name:
-        return False
-    if available():
-        return True
-    print(
-        " ! no sandbox: bwrap is missing or cannot run here (apt install bubblewrap), so the "
-        "students' code runs with your rights and sees the course folder",
-        file=out,
-        flush=True,
-    )
-    return False
-
-
-def _credentials(
-    student: str, classroom: Callable[[str], Path | None] | None, yours: bool
-) -> dict[str, Any]:
-    """The Job fields that say which kubeconfig a student's notebook is graded with."""
-    if yours:
-        from .._cluster import kubeconfig_path
-
-        chosen = kubeconfig_path()
-        return {"kubeconfig": chosen.split(os.pathsep)[0] if chosen else None, "credentials": YOURS}
-    own = classroom(student) if classroom else None
-    if own is not None:
-        return {"kubeconfig": str(own), "credentials": CLASSROOM}
-    return {"kubeconfig": None, "credentials": GRADING_ACCOUNT}
-
-
-def _say_what_is_missing(sandboxed: bool, options: Any, out: TextIO) -> bool:
-    """One line for each protection this machine cannot give a graded notebook (nothing when
-    all are there). Returns whether the kernels get network namespaces of their own."""
-    from .containment import Containment
-    from .network import unavailable
-    from .sandbox import sandbox_user
-
-    missing = []
-    probe = Containment.create(f"probe-{os.getpid()}", memory=options.memory_limit)
-    probe.remove()
-    if probe.missing():
-        missing.append(f"{'; '.join(probe.missing())}: one notebook can take the machine")
-    why_not = unavailable()
-    if why_not:
-        missing.append(
-            f"no network isolation ({why_not}): notebooks reach whatever listens on this machine"
-        )
-    try:
-        sandbox_user()
-    except (OSError, KeyError) as error:  # each submission then fails to start, saying why
-        missing.append(f"the kernels cannot leave root: {error}")
-    for line in missing:
-        print(f" ! {line}", file=out, flush=True)
-    return why_not is None
-
-
-@contextmanager
-def _one_run_at_a_time(root: Path) -> Iterator[None]:
-    """Two runs on one course would both write its gradebook: the second one stops at once."""
-    lock = root / gradebook.STATE_DIR / "run.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CourseError(
-                f"Another grading run is working on {root}.",
-                hint="Wait for it to finish (or stop it), then run make grade again.",
-            ) from None
-        yield
 
 
 @contextmanager
@@ -290,8 +222,8 @@ def _grade(
     options = settings(course.config(root))
     jobs = jobs or options.jobs or default_jobs()
     submission_timeout = submission_timeout or options.submission_timeout
-    sandboxed = _sandbox(options.sandbox if sandbox is None else sandbox, kernel_name, out)
-    isolated = sandboxed and _say_what_is_missing(sandboxed, options, out)
+    sandboxed = sandbox_wanted(options.sandbox if sandbox is None else sandbox, kernel_name, out)
+    isolated = sandboxed and say_what_is_missing(sandboxed, options, out)
     submitted = root / "submitted"
     if submissions is not None and submissions.resolve() != submitted.resolve():
         intake.copy_in(submissions, submitted)
@@ -362,7 +294,7 @@ def _grade(
                         containment=containment,
                         memory_limit=options.memory_limit,
                         pids_limit=options.pids_limit,
-                        **_credentials(submission.student, classroom, yours),
+                        **credentials_for(submission.student, classroom, yours),
                         kernel_name=kernel_name,
                         sandbox=sandboxed,
                         network=isolated,
@@ -410,7 +342,7 @@ def _schedule(
                         (
                             i
                             for i, (_, j) in enumerate(pending)
-                            if not any(_overlap(learner_of(j.student), b) for b in busy)
+                            if not any(overlap(learner_of(j.student), b) for b in busy)
                         ),
                         None,
                     )
@@ -443,13 +375,6 @@ def _schedule(
                     "Stopping: killing the running submissions (Ctrl+C again to quit now)"
                 )
     return interrupted
-
-
-def _overlap(learner: str, other: str) -> bool:
-    """Whether two learners' names can collide: the same learner, or one's prefix (``alice-``)
-    begins the other's names (``alice-bob-01-web``). Such learners are never graded at once:
-    one could take a name the other's notebook is about to use."""
-    return learner == other or learner.startswith(f"{other}-") or other.startswith(f"{learner}-")
 
 
 def _record(
