@@ -434,69 +434,7 @@ def test_test_cells_end_without_a_value() -> None:
                 )
 
 
-# --- grading: tests the grader runs again, default jobs -----------------------------------------
-
-
-def test_a_rerun_reads_the_answers_its_setup_and_itself_do_not_set() -> None:
-    from helpers._grading import rerun
-
-    setup = 'import helpers\nfrom helpers import check, k8s\nme = helpers.setup("x")\nns = k8s.namespace()'
-    cell = (
-        "import time\nsaid = k8s.logs('talker', ns)\nfor word in said.split():\n    time.sleep(0)\n"
-        "check.equal(password, said, what=f'{len(word)}')\nprint(sorted(x for x in [answer]))"
-    )
-    assert rerun.answers_read(cell, setup) == ["answer", "password"]
-
-
-def test_answers_travel_as_plain_data_only() -> None:
-    from helpers._grading import rerun
-
-    names = ["total", "phases"]
-    code = rerun.export_code(names)
-    printed: list[str] = []
-    namespace = {"total": 5, "phases": {"a": "Bound"}, "print": printed.append}
-    exec(code, namespace)  # what the student's kernel runs
-    outputs = [{"output_type": "stream", "name": "stdout", "text": printed[0] + "\n"}]
-    values = rerun.parse_export(outputs, names)
-    assert values == {"total": 5, "phases": {"a": "Bound"}}
-    fresh: dict[str, object] = {}
-    exec(rerun.import_code(values), fresh)  # what the grader's kernel runs
-    assert fresh["total"] == 5 and fresh["phases"] == {"a": "Bound"}
-    # An object that claims to equal anything does not travel; nor does a missing answer.
-    with pytest.raises(ValueError, match="plain data"):
-        rerun.parse_export([{"output_type": "error", "ename": "TypeError", "evalue": "x"}], names)
-    with pytest.raises(ValueError, match="did not hand over total"):
-        rerun.parse_export([{"output_type": "stream", "text": "nothing\n"}], ["total"])
-    # A line that only looks like the answers, without the mark, is not taken.
-    fake = [{"output_type": "stream", "text": '{"total": 5}\n'}]
-    with pytest.raises(ValueError):
-        rerun.parse_export(fake, ["total"])
-
-
-def test_every_rerun_cell_of_the_solutions_reads_only_plain_answers() -> None:
-    """A tagged test reads what the grader's setup sets, or answers that are data: a function
-    (pair_manifest) lives only in the student's kernel and cannot be handed over."""
-    import json
-
-    from helpers._grading import rerun
-
-    tagged = 0
-    for path in sorted((REPO / "solutions").glob("*/*.ipynb")):
-        notebook = json.loads(path.read_text())
-        plan = rerun.plans(path.parent).get(path.stem)
-        assert plan, f"{path.name}: no test tagged {rerun.TAG}, or no course.grader_setup"
-        functions = {
-            node.name
-            for cell in notebook["cells"]
-            if cell["cell_type"] == "code"
-            for node in ast.walk(ast.parse("".join(cell["source"])))
-            if isinstance(node, ast.FunctionDef)
-        }
-        for grade_id, source in plan["cells"].items():
-            tagged += 1
-            read = set(rerun.answers_read(source, plan["setup"]))
-            assert not read & functions, (path.name, grade_id, read & functions)
-    assert tagged >= 30, tagged
+# --- grading: default jobs, the sandbox (the grader's kernel: test_grader_kernel.py) ----------
 
 
 def test_default_jobs_is_two_more_than_the_cores_unless_memory_is_short(

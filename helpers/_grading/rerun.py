@@ -1,17 +1,29 @@
-"""Test cells the grader runs again in a kernel of its own.
+"""Test cells the grader runs in a kernel of its own, instead of the student's.
 
-The tests run in the student's kernel, where an answer cell can replace a check function, patch
-a builtin or rewrite the cells that follow. ``tampering.py`` flags what it can read in the code;
-this module takes the checks out of reach where they read the engine and the cluster.
+The student's kernel is theirs: an answer cell can replace a check function, patch a builtin or
+rewrite the cells that follow. So at autograde a test cell tagged ``run-by-grader`` in
+``solutions/`` does not run there at all: the grader runs the instructor's source of that cell
+in a second kernel (``execute.py``), where no answer cell ever ran: the same sandbox and
+credentials, an empty folder of its own, set up by the notebook's ``course.grader_setup`` code
+(notebook metadata). What that kernel says is the cell's output, and nbgrader scores it. A test
+with side effects (it deletes a pod, rolls out an update) runs once. A student running the
+notebook themselves, or nbgrader's Validate, runs every cell in their own kernel as before.
 
-The instructor tags a test cell ``rerun-by-grader`` in ``solutions/`` (a test that only reads
-state, or compares plain answers). Once it has passed in the student's kernel, the grader runs
-the instructor's source of that cell a second time, at once, in a second kernel where no answer
-ever ran: the same sandbox and credentials, an empty folder of its own, set up by the
-notebook's ``course.grader_setup`` code (notebook metadata). The answers the cell reads are
-handed over as plain data (JSON), so an answer object that claims to equal anything arrives as
-what it is or not at all. If the test fails there, the cell fails: the error is added to its
-output (nbgrader scores it 0, the feedback page shows why) and the grade is flagged.
+What the test reads comes from the submission (``handover``), by what last bound each name
+before the test:
+
+- an answer's value (or a value the notebook's setup cell made): handed over from the student's
+  kernel as plain data (JSON: str, number, bool, list, dict, None, exactly those types), so an
+  object that claims to equal anything arrives as what it is or not at all;
+- a function the student defined (``def``, or a lambda given a name): re-created from the
+  source of the submitted answer cells, never from the student's objects, and called at arm's
+  length in a throwaway process of its own (``arm.py``), with the imports, classes, functions
+  and plain data it reads;
+- a function or import of the instructor's (a notebook cell that is the instructor's, word for
+  word): run in the grader's kernel from the instructor's source;
+- a name an earlier test set: it ran in the grader's kernel too, and is there.
+
+The older tag ``rerun-by-grader`` counts as ``run-by-grader``.
 """
 
 from __future__ import annotations
@@ -19,94 +31,173 @@ from __future__ import annotations
 import ast
 import builtins
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TAG = "rerun-by-grader"
-MARK = "course-answers@grader: "  # starts the line that carries the answers out of a kernel
+from .sources import (
+    DATA,
+    FUNCTION,
+    GRADER,
+    INSTRUCTOR,
+    STUDENT,
+    bindings,
+    definitions_only,
+    free_names,
+    names_in,
+    nbgrader_meta,
+    source_of,
+    text_of,
+)
+
+TAG = "run-by-grader"
+TAGS = (TAG, "rerun-by-grader")
 HEADER = (
-    "\nThe grader ran this test again in a kernel of its own (where no answer cell ran), "
-    "and there it failed:\n"
+    "\nThe grader ran this test in a kernel of its own, where no answer cell runs: your answers "
+    "were handed over as plain data, your functions ran from their source in a process of their "
+    "own. There it failed:\n"
 )
 
 
-@dataclass
-class Plan:
-    """One notebook's reruns: the second kernel's setup, and the tagged cells' sources."""
-
-    setup: str
-    cells: dict[str, str] = field(default_factory=dict)  # grade_id -> instructor's source
+def is_tagged(cell: Mapping[str, Any]) -> bool:
+    tags = (cell.get("metadata") or {}).get("tags") or []
+    return any(tag in tags for tag in TAGS)
 
 
 def plans(source_folder: Path) -> dict[str, dict[str, Any]]:
-    """The reruns of an assignment, by notebook name (without .ipynb), from the instructor's
-    notebooks: plain data, to travel in the grader's config."""
+    """The tests the grader runs, by notebook name (without .ipynb), from the instructor's
+    notebooks, as plain data (it travels in the grader's config): the setup, the tagged cells'
+    sources, every test's source, and the sources of the instructor's other code cells."""
     found: dict[str, dict[str, Any]] = {}
     for path in sorted(source_folder.glob("*.ipynb")):
         notebook = json.loads(path.read_text())
         setup = notebook.get("metadata", {}).get("course", {}).get("grader_setup")
-        cells = {
-            cell["metadata"]["nbgrader"]["grade_id"]: _text(cell["source"])
-            for cell in notebook.get("cells", [])
-            if TAG in cell.get("metadata", {}).get("tags", [])
-            and cell.get("metadata", {}).get("nbgrader", {}).get("grade")
-        }
+        cells: dict[str, str] = {}
+        tests: dict[str, str] = {}
+        trusted: list[str] = []
+        for cell in notebook.get("cells", []):
+            if cell.get("cell_type") != "code":
+                continue
+            meta = nbgrader_meta(cell)
+            if meta.get("solution"):
+                continue
+            if meta.get("grade"):
+                tests[meta["grade_id"]] = text_of(cell["source"])
+                if is_tagged(cell):
+                    cells[meta["grade_id"]] = text_of(cell["source"])
+            else:
+                trusted.append(text_of(cell["source"]))
         if cells and setup:
-            found[path.stem] = {"setup": _text(setup), "cells": cells}
+            found[path.stem] = {
+                "setup": text_of(setup),
+                "cells": cells,
+                "tests": tests,
+                "trusted": trusted,
+            }
     return found
 
 
-def _text(source: str | list[str]) -> str:
-    return source if isinstance(source, str) else "".join(source)
+# --- the hand-over of one test ----------------------------------------------------------------
 
 
-def _names(source: str) -> tuple[set[str], set[str]]:
-    """The names a cell reads, and the names it sets (assignments, imports, defs, arguments)."""
-    read: set[str] = set()
-    bound: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Name):
-            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-    return read, bound
+@dataclass
+class Handover:
+    """What one test needs in the grader's kernel, and where each part comes from."""
+
+    data: list[str] = field(default_factory=list)  # from the student's kernel: must be plain
+    needs: list[str] = field(default_factory=list)  # plain data the student's functions read
+    trusted: list[str] = field(default_factory=list)  # instructor's definitions, run as they are
+    functions: dict[str, str] = field(default_factory=dict)  # name -> the student's source
+    program: list[dict[str, str]] = field(default_factory=list)  # for the function's process
+    from_grader: list[str] = field(default_factory=list)  # plain values the grader's kernel has
+    imports: str = ""  # the test's own imports, run in the student's kernel too
+
+    def spec(self, setup: str, values: Mapping[str, Any], unplain: Mapping[str, str]) -> str:
+        """What ``arm.install`` takes, as JSON."""
+        program = {
+            "setup": setup,
+            "globals": {k: v for k, v in values.items() if k in self.needs or k in self.data},
+            "statements": self.program,
+            "unplain": dict(unplain),
+        }
+        return json.dumps(
+            {"program": program, "functions": self.functions, "from_grader": self.from_grader}
+        )
 
 
-def answers_read(cell: str, setup: str) -> list[str]:
-    """The names a rerun cell reads that neither it nor the setup sets: the student's answers
-    (or earlier test cells' values), handed over from the student's kernel."""
-    read, bound = _names(cell)
-    return sorted(read - bound - _names(setup)[1] - set(dir(builtins)))
+def handover(
+    test: str, setup: str, cells: Sequence[Mapping[str, Any]], plan: Mapping[str, Any]
+) -> Handover:
+    """What the test ``test`` (instructor's source) reads, sorted by where it comes from;
+    ``cells``: the submitted notebook's cells before the test, as they ran."""
+    found = bindings(cells, plan)
+    setup_names = names_in(ast.parse(setup))[1]
+    result = Handover()
+    program: dict[tuple[int, int], dict[str, str]] = {}
+    trusted: dict[tuple[int, int], str] = {}
+    seen: set[str] = set()  # by for_function
+    sorted_out: set[str] = set()  # by for_test
 
+    def outside(names: set[str]) -> list[str]:
+        return sorted(names - setup_names - set(dir(builtins)))
 
-def export_code(names: list[str]) -> str:
-    """Code for the student's kernel: prints the answers as one JSON line after MARK."""
-    values = ", ".join(f"{name!r}: {name}" for name in names)
-    return f"print({MARK!r} + __import__('json').dumps({{{values}}}, allow_nan=False))"
+    def for_function(name: str) -> None:
+        """Add what the student's function ``name`` needs to its process's program."""
+        if name in seen:
+            return
+        seen.add(name)
+        binding = found.get(name)
+        if binding is None:  # bound where the grader cannot read (exec): as data, if it is
+            result.needs.append(name)
+            return
+        if binding.origin == GRADER:
+            result.from_grader.append(name)
+            return
+        if binding.kind == DATA:
+            result.needs.append(name)
+            return
+        kept = definitions_only(binding.statement)
+        if kept is None:
+            result.needs.append(name)
+            return
+        where = f"{binding.where}, as the grader runs it"
+        program.setdefault(binding.order, {"code": ast.unparse(kept), "where": where})
+        for needed in outside(free_names(ast.Module(body=[kept], type_ignores=[]))):
+            for_function(needed)
 
+    def for_test(name: str) -> None:
+        """Sort a name the test (or an instructor's definition it uses) reads."""
+        if name in sorted_out:
+            return
+        sorted_out.add(name)
+        binding = found.get(name)
+        if binding is None or binding.origin == GRADER:
+            if binding is None:
+                result.data.append(name)
+            return
+        if binding.kind == FUNCTION and binding.origin == STUDENT:
+            result.functions[name] = source_of(binding)
+            for_function(name)
+            return
+        kept = definitions_only(binding.statement)
+        if binding.origin == INSTRUCTOR and binding.kind != DATA and kept is not None:
+            trusted.setdefault(binding.order, ast.unparse(kept))
+            for needed in outside(free_names(ast.Module(body=[kept], type_ignores=[]))):
+                for_test(needed)
+            return
+        result.data.append(name)
 
-def parse_export(outputs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """The answers from the student's kernel's output; only the names asked for."""
-    for output in outputs:
-        if output.get("output_type") == "error":
-            raise ValueError(
-                f"{', '.join(names)} could not be handed over as plain data (str, number, "
-                f"bool, list, dict, None): {output.get('ename')}: {output.get('evalue')}"
-            )
-        text = output.get("text", "") if output.get("output_type") == "stream" else ""
-        for line in text.split("\n"):
-            if line.startswith(MARK):
-                values = json.loads(line[len(MARK) :])
-                if isinstance(values, dict) and set(names) <= set(values):
-                    return {name: values[name] for name in names}
-    raise ValueError(f"the notebook's kernel did not hand over {', '.join(names)}")
-
-
-def import_code(values: dict[str, Any]) -> str:
-    """Code for the grader's kernel: sets the handed-over answers (a JSON string literal)."""
-    return f"globals().update(__import__('json').loads({json.dumps(values)!r}))"
+    test_tree = ast.parse(test)
+    for name in outside(free_names(test_tree)):
+        for_test(name)
+    result.program = [program[key] for key in sorted(program)]
+    result.trusted = [trusted[key] for key in sorted(trusted)]
+    result.data = sorted(set(result.data))
+    result.needs = sorted(set(result.needs) - set(result.data))
+    result.imports = "\n".join(
+        ast.unparse(stmt)
+        for stmt in test_tree.body
+        if isinstance(stmt, ast.Import | ast.ImportFrom)
+    )
+    return result

@@ -351,8 +351,8 @@ def _flag(root: Path, student: str, assignment: str) -> str:
         for line in (root / RERUNS).read_text().splitlines():
             failed = json.loads(line)
             found.append(
-                f"{failed['grade_id']} passed in the notebook's kernel and failed when the "
-                f"grader ran it again in its own ({one_line(failed['error'])})"
+                f"{failed['grade_id']}: the grader's own kernel could not run it "
+                f"({one_line(failed['error'])})"
             )
     if not found:
         return ""

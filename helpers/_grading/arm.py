@@ -1,0 +1,297 @@
+"""A student's functions in the grader's kernel, called at arm's length.
+
+A test the grader runs in its own kernel (``rerun.py``) may call a function the student wrote
+(``list_pod_names(ns)``). The function's body is the student's code: it must not run in the
+grader's kernel, where it could replace a check. So the name is bound there to a proxy: each call
+goes, as JSON, to a throwaway process (``arm_server.py``) that ran the instructor's setup, the
+plain data the function reads and the student's definitions, taken from the submitted notebook's
+source (not from the student's objects). The result comes back as plain data, or the call fails
+with a message that says why (an error in the function, a result that is not plain data, no answer
+in time). ``inspect.getsource`` of the proxy gives the student's source of the function.
+
+The process is started from the grader's kernel, so it has the same sandbox and credentials; it
+puts itself in namespaces of its own, where it can reach nothing of that kernel (see
+``arm_server.py``). One process serves the calls of one test cell; it is killed at the cell's end,
+or when a call takes longer than ``CALL_LIMIT``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import linecache
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .._errors import CheckFailed
+
+CALL_LIMIT = 30.0  # seconds one call may take (the cell has 120)
+START_LIMIT = 60.0  # seconds the process may take to run the setup and the definitions
+ANSWER_LIMIT = 16 * 1024 * 1024  # bytes of one answer line
+SERVER = Path(__file__).resolve().with_name("arm_server.py")
+_numbers = itertools.count(1)
+
+
+class FunctionFailed(CheckFailed):
+    """A call of the student's function failed: it raised, returned something that is not plain
+    data, or did not answer in time."""
+
+
+def harden() -> None:
+    """Make this process (the grader's kernel) non-dumpable: a process of the same user cannot
+    ptrace it or read its memory through /proc (there is no Yama here to stop that)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    kind = type(value)
+    if value is None or kind in (str, int, bool):
+        return True
+    if kind is float:
+        return bool(value == value and value not in (float("inf"), float("-inf")))
+    if depth > 100:
+        return False
+    if kind is list:
+        return all(_is_plain(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _shown(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    text = ", ".join(parts)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _kernel_files() -> tuple[list[str], list[str]]:
+    """This kernel's connection file, and the folders of its sockets and its work, to hide from
+    the student's code."""
+    files: list[str] = []
+    folders = [os.getcwd()]
+    try:
+        from ipykernel.connect import get_connection_file
+
+        connection = get_connection_file()
+    except Exception:
+        return files, folders
+    files.append(os.path.realpath(connection))
+    with contextlib.suppress(OSError, ValueError):
+        info = json.loads(Path(connection).read_text())
+        if info.get("transport") == "ipc":
+            folders.append(os.path.dirname(os.path.realpath(str(info["ip"]))))
+    return files, folders
+
+
+class Process:
+    """The throwaway process of one test cell, started at its first call."""
+
+    def __init__(self, program: dict[str, Any]) -> None:
+        self.program = program
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.inner: int | None = None  # PID 1 of its namespace, as this kernel sees it
+        self.buffer = b""
+        self.note = ""  # why it is not isolated, once said
+
+    # --- the process ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        scratch = Path("/tmp") / "course-calls" / f"{os.getpid()}-{next(_numbers)}"
+        (scratch / "home").mkdir(parents=True, exist_ok=True)
+        files, folders = _kernel_files()
+        isolate = {"files": files, "folders": folders, "tmp": str(scratch)}
+        program = {**self.program, "isolate": isolate}
+        self.popen = subprocess.Popen(
+            [sys.executable, "-I", str(SERVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=str(scratch),
+            start_new_session=True,
+        )
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(json.dumps(program).encode() + b"\n")
+        self.popen.stdin.flush()
+        deadline = time.monotonic() + START_LIMIT
+        first = self._read(deadline, "to start")
+        if "pid" in first:
+            self.inner = int(first["pid"])
+            first = self._read(deadline, "to start")
+        _print(first.get("printed", ""))
+        if not first.get("ready"):
+            raise FunctionFailed(
+                f"the grader could not set up your functions: {first.get('error', first)}"
+            )
+        if first.get("isolated"):
+            self.note = str(first["isolated"])
+            print(f"(the grader ran your function without namespaces of its own: {self.note})")
+
+    def close(self) -> None:
+        popen, self.popen = self.popen, None
+        if popen is None:
+            return
+        for pid in (self.inner, popen.pid):
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)  # PID 1 of its namespace: all of it ends
+        with contextlib.suppress(OSError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        for stream in (popen.stdin, popen.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=5)
+
+    def _read(self, deadline: float, doing: str) -> dict[str, Any]:
+        """The next JSON line from the process, by ``deadline``."""
+        assert self.popen is not None and self.popen.stdout is not None
+        stream = self.popen.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise _TimedOut(doing)
+            ready, _, _ = select.select([stream], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(stream, 65536)
+            if not chunk:
+                try:
+                    code: int | None = self.popen.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    code = None
+                self.close()
+                raise FunctionFailed(
+                    f"the process running your function ended before it answered"
+                    f"{f' (exit code {code})' if code is not None else ''}: did the function "
+                    "end its own process, or signal it?"
+                )
+            self.buffer += chunk
+            if len(self.buffer) > ANSWER_LIMIT:
+                self.close()
+                raise FunctionFailed("your function's answer is larger than the grader takes")
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            self.close()
+            raise FunctionFailed("the process running your function answered something unreadable")
+        return message
+
+    # --- a call ---------------------------------------------------------------------------
+
+    def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        what = f"{name}({_shown(args, kwargs)})"
+        if not _is_plain(list(args)) or not _is_plain(kwargs):
+            raise TypeError(f"{what}: the grader passes plain data only to a student's function")
+        try:
+            if self.popen is None:
+                self.start()
+            assert self.popen is not None and self.popen.stdin is not None
+            request = {"function": name, "args": list(args), "kwargs": kwargs}
+            try:
+                self.popen.stdin.write(json.dumps(request).encode() + b"\n")
+                self.popen.stdin.flush()
+            except OSError:
+                self.close()
+                raise FunctionFailed(
+                    f"{what}: the process running your function ended before the call"
+                ) from None
+            reply = self._read(time.monotonic() + CALL_LIMIT, "to return")
+        except _TimedOut as late:
+            limit = CALL_LIMIT if late.doing == "to return" else START_LIMIT
+            raise FunctionFailed(
+                f"{what} did not return within {limit:g} s"
+                if late.doing == "to return"
+                else f"your functions were not set up within {limit:g} s",
+                hint="the grader stops a call of your function there: does it wait for something?",
+            ) from None
+        except BaseException:
+            self.close()  # interrupted (the cell's time is up): the process goes too
+            raise
+        _print(reply.get("printed", ""))
+        if reply.get("ok") is True:
+            return reply.get("result")
+        if "undefined" in reply:
+            raise FunctionFailed(
+                f"{name} could not be defined from your answer cells ({reply['undefined']})",
+                hint="define it with def in an answer cell above this test",
+            )
+        if "notplain" in reply:
+            raise FunctionFailed(
+                f"{name}() must return plain data: dicts, lists, strings, numbers "
+                f"(it returned a {reply['notplain']})",
+                hint="return the value itself, not an object that holds it",
+            )
+        error = reply.get("error") or {}
+        frames = "".join(error.get("traceback") or [])
+        raise FunctionFailed(
+            f"{what} raised {error.get('type', 'an error')}: {error.get('message', '')}"
+            + (f"\n{frames.rstrip()}" if frames else "")
+        )
+
+
+class _TimedOut(Exception):
+    def __init__(self, doing: str) -> None:
+        super().__init__(doing)
+        self.doing = doing
+
+
+def _print(text: str) -> None:
+    if text:
+        print(text, end="" if text.endswith("\n") else "\n")
+
+
+def _proxy(name: str, source: str, process: Process) -> Any:
+    """A function named ``name`` that calls the student's function in ``process``; its source
+    (``inspect.getsource``) is the student's."""
+
+    def proxy(*args: Any, **kwargs: Any) -> Any:
+        return process.call(name, args, kwargs)
+
+    filename = f"<your {name}, as the grader runs it>"
+    lines = source.splitlines(keepends=True) or ["\n"]
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    proxy.__code__ = proxy.__code__.replace(co_filename=filename, co_firstlineno=1, co_name=name)
+    proxy.__name__ = proxy.__qualname__ = name
+    proxy.__module__ = "__main__"
+    return proxy
+
+
+_OPEN: list[Process] = []
+
+
+def install(namespace: dict[str, Any], spec: str) -> None:
+    """Bind the student's functions in ``namespace`` (the grader's kernel's globals) to proxies.
+    ``spec`` (JSON, from ``rerun.Handover``): the process's program, the functions and their
+    source, and names whose plain values this kernel holds (set by earlier tests here)."""
+    plan = json.loads(spec)
+    program = plan["program"]
+    values = dict(program.get("globals") or {})
+    for name in plan.get("from_grader") or []:
+        if name in namespace and _is_plain(namespace[name]):
+            values[name] = namespace[name]
+    program["globals"] = values
+    process = Process(program)
+    _OPEN.append(process)
+    for name, source in plan["functions"].items():
+        namespace[name] = _proxy(name, source, process)
+
+
+def close_all() -> None:
+    """End the processes of the test that just ran."""
+    while _OPEN:
+        _OPEN.pop().close()
