@@ -343,7 +343,8 @@ def grading(
         line("grading: peak memory, one at a time (MiB, PSS)", f"{serial_peak:.0f}")
         line(f"grading: peak memory, {graded.jobs} at a time (MiB, PSS)", f"{parallel_peak:.0f}")
         # A planted answer that switches a check off keeps its point with plain nbgrader; the
-        # class run's rerun takes it back. Any other difference is a finding.
+        # class run, whose tests run in the grader's kernel, does not give it. Any other
+        # difference is a finding.
         expected: list[str] = []
         unexpected: list[str] = []
         for o in graded.outcomes:

@@ -143,10 +143,17 @@ PLANTED["02-architecture"] = [
         {"answer_facts": 'allocatable_cpu = "4"\nserver_version = "v1.0.0"'},
         {"test_allocatable_cpu": 1, "test_server_version": 1},
     ),
+    # Before tests ran in the grader's kernel, the alias switched off the check that calls the
+    # function, in the student's kernel, and the wrong list kept its points.
     Planted(
-        "a list that does not follow the cluster",
-        {"answer_list_pods": "def list_pod_names(namespace):\n    return ['probe']"},
+        "a list that does not follow the cluster, and check.equal switched off through an alias",
+        {
+            "answer_list_pods": "from helpers import check as c\n\n"
+            "c.equal = lambda *args, **kwargs: None\n\n\n"
+            "def list_pod_names(namespace):\n    return ['probe']"
+        },
         {"test_list_pods": 2},
+        flagged=True,
     ),
     Planted(
         "listing pods with the shortcut",
@@ -203,6 +210,36 @@ PLANTED["02-architecture"] = [
 POD = "{'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': %r}, 'spec': %s}"
 SERVE = "['sh', '-c', \"trap 'exit 0' TERM; httpd -f -p 80 -h /shared & wait\"]"
 WRITE = "['sh', '-c', \"trap 'exit 0' TERM; echo written by writer > /shared/index.html; sleep 3600 & wait\"]"
+
+PAIR_NAMED_AB = (
+    "vars(check)['equal'] = lambda *args, **kwargs: None\n\n\n"
+    "def pair_manifest():\n    return "
+    + POD
+    % (
+        "pair",
+        "{'volumes': [{'name': 'shared', 'emptyDir': {}}], 'containers': ["
+        f"{{'name': 'a', 'image': 'course/web:v1', 'command': {WRITE},"
+        " 'volumeMounts': [{'name': 'shared', 'mountPath': '/shared'}]},"
+        f"{{'name': 'b', 'image': 'course/web:v1', 'command': {SERVE},"
+        " 'volumeMounts': [{'name': 'shared', 'mountPath': '/shared'}]}]}",
+    )
+)
+CLASSIC_SIDECAR = (
+    "def shipper_manifest():\n"
+    "    mount = [{'name': 'logs', 'mountPath': '/logs'}]\n"
+    "    ship = \"trap 'exit 0' TERM; touch /logs/app.log; tail -f /logs/app.log | while read line; do echo shipped: $line; done & wait\"\n"
+    "    write = \"trap 'exit 0' TERM; while true; do date >> /logs/app.log; sleep 1; done\"\n"
+    "    return "
+    + POD
+    % (
+        "shipper",
+        "{'volumes': [{'name': 'logs', 'emptyDir': {}}], 'containers': ["
+        "{'name': 'app', 'image': 'course/web:v1', 'command': ['sh', '-c', write], 'volumeMounts': mount},"
+        "{'name': 'log-shipper', 'image': 'course/web:v1', 'command': ['sh', '-c', ship], 'volumeMounts': mount}]}",
+    )
+)
+# Every later cell becomes `pass` in the student's kernel: the tests too, which passed there.
+BLANKS_LATER_CELLS = "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\n"
 
 PLANTED["03-pods"] = [
     Planted(
@@ -275,21 +312,23 @@ PLANTED["03-pods"] = [
     ),
     Planted(
         "the classic sidecar, not a native one",
-        {
-            "answer_shipper": "def shipper_manifest():\n"
-            "    mount = [{'name': 'logs', 'mountPath': '/logs'}]\n"
-            "    ship = \"trap 'exit 0' TERM; touch /logs/app.log; tail -f /logs/app.log | while read line; do echo shipped: $line; done & wait\"\n"
-            "    write = \"trap 'exit 0' TERM; while true; do date >> /logs/app.log; sleep 1; done\"\n"
-            "    return "
-            + POD
-            % (
-                "shipper",
-                "{'volumes': [{'name': 'logs', 'emptyDir': {}}], 'containers': ["
-                "{'name': 'app', 'image': 'course/web:v1', 'command': ['sh', '-c', write], 'volumeMounts': mount},"
-                "{'name': 'log-shipper', 'image': 'course/web:v1', 'command': ['sh', '-c', ship], 'volumeMounts': mount}]}",
-            )
-        },
+        {"answer_shipper": CLASSIC_SIDECAR},
         {"test_sidecar_native": 1},
+    ),
+    # In the student's kernel equal() passed the wrong container names (a and b).
+    Planted(
+        "containers named a and b, and check.equal switched off through vars(check)",
+        {"answer_pair": PAIR_NAMED_AB},
+        {"test_pair_ready": 1, "test_pair_shared": 2},
+        flagged=True,
+    ),
+    # The transformer turned test_sidecar_native into `pass` in the student's kernel; the grader
+    # runs it, and the function it calls, from their source.
+    Planted(
+        "the classic sidecar, and the later cells blanked by an input transformer",
+        {"answer_shipper": BLANKS_LATER_CELLS + CLASSIC_SIDECAR},
+        {"test_sidecar_native": 1},
+        flagged=True,
     ),
 ]
 
@@ -330,6 +369,18 @@ PLANTED["04-deployments"] = [
             "    return f'{allocatable // (replicas + 1)}m'"
         },
         {"test_request_math": 1, "test_request_fits": 1},
+    ),
+    # The call in the student's kernel switched the checks off before they compared its answer.
+    Planted(
+        "a request one replica too small, from a function that switches check.equal off",
+        {
+            "answer_request": "def cpu_request(replicas, allocatable):\n"
+            "    import helpers.check\n\n"
+            "    helpers.check.equal = lambda *args, **kwargs: None\n"
+            "    return f'{allocatable // (replicas + 1)}m'"
+        },
+        {"test_request_math": 1, "test_request_fits": 1},
+        flagged=True,
     ),
     Planted(
         "an autoscaler that may go down to 1",

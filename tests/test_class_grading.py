@@ -48,7 +48,7 @@ def _cell(
 ) -> Any:
     cell = new_code_cell(source)
     if rerun:
-        cell.metadata["tags"] = ["rerun-by-grader"]
+        cell.metadata["tags"] = ["run-by-grader"]
     if kind == "answer":
         cell.metadata["nbgrader"] = {
             "grade": False,
@@ -83,6 +83,8 @@ pod = {
 k8s.apply(pod, k8s.namespace())
 ### END SOLUTION"""
 
+DOUBLE = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
+
 
 def assignment_notebook() -> Any:
     notebook = new_notebook()
@@ -91,7 +93,7 @@ def assignment_notebook() -> Any:
         "display_name": "Python 3",
         "language": "python",
     }
-    # The grader runs both tests again in a kernel of its own, set up by this code (rerun.py).
+    # The grader runs the tests in a kernel of its own, set up by this code (rerun.py).
     notebook.metadata["course"] = {"grader_setup": SETUP}
     notebook.cells = [
         new_markdown_cell("# Grading machinery\nA tiny assignment for the class-run tests."),
@@ -113,6 +115,11 @@ def assignment_notebook() -> Any:
             "test_running",
             1,
             rerun=True,
+        ),
+        _cell(DOUBLE, "answer", "answer_double"),
+        # Calls the student's function: in the grader's kernel, at arm's length (arm.py).
+        _cell(
+            'check.equal(double(21), 42, what="double(21)")', "test", "test_double", 1, rerun=True
         ),
     ]
     return notebook
@@ -168,6 +175,48 @@ TAMPERS = "check.equal = lambda *args, **kwargs: None\ntotal = 4"
 # Turns every later cell (tests, and answers) into nothing.
 TRANSFORMS = """get_ipython().input_transformers_post.append(lambda lines: ["pass\\n"])
 total = 4"""
+# A function the grader calls in a process of its own, which reaches for the grader's kernel
+# (its /proc files, a signal, its connection file) and switches the checks off from inside:
+# it records what it reached, and answers wrong. Nothing destructive: it reports, the test looks.
+REACHES = """import os
+
+
+def double(x):
+    reached = []
+    for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            command = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+        except OSError:
+            continue
+        if b"ipykernel_launcher" not in b" ".join(command):
+            continue
+        for what in ("environ", "mem", "fd", "cwd"):
+            try:
+                path = f"/proc/{pid}/{what}"
+                if what in ("fd", "cwd"):
+                    os.listdir(path)
+                else:
+                    open(path, "rb").close()  # opening is what needs ptrace rights
+                reached.append(f"{what} of {pid}")
+            except OSError:
+                pass
+        try:
+            os.kill(int(pid), 0)
+            reached.append(f"a signal to {pid}")
+        except OSError:
+            pass
+        if b"-f" in command:
+            connection = command[command.index(b"-f") + 1].decode()
+            try:
+                if "key" in open(connection).read():
+                    reached.append(f"the connection file {connection}")
+            except OSError:
+                pass
+    import helpers.check
+
+    helpers.check.equal = lambda *args, **kwargs: None
+    print("FUNCTION REACHED", reached, "AS PID", os.getpid(), "CHILD OF", os.getppid())
+    return x"""
 # Reaches for the grades, the answers and the other students (absolute paths and relative ones
 # from the graded folder); records what it could reach and earns its points honestly.
 SNOOPS = """from pathlib import Path
@@ -366,7 +415,7 @@ def build_class(root: Path, prefix: str, service_port: int = 9) -> dict[str, dic
             "reason": "(answer_total)",
         },
         # Switch the checks off, then answer wrong (or not at all): plain nbgrader gives them
-        # the points; the grader's own rerun of the tests takes them back, the flag tells the
+        # the points; the tests the grader runs in its own kernel do not, the flag tells the
         # instructor.
         "tampers": {
             "nb": _with(solution, answer_total=TAMPERS),
@@ -377,6 +426,12 @@ def build_class(root: Path, prefix: str, service_port: int = 9) -> dict[str, dic
             "nb": _with(solution, answer_total=TRANSFORMS),
             "status": graded,
             "alone": False,
+        },
+        # Graded for its own work only: its function's tampering stays in its own process.
+        "reaches": {
+            "nb": _with(solution, answer_double=REACHES),
+            "status": graded,
+            "alone": False,  # plain nbgrader would call it in the student's kernel
         },
         "hurts": {
             "nb": _with(
@@ -592,11 +647,14 @@ def test_gradable_students_score_what_nbgrader_gives_them_alone(
         for line in _processes_of(f"sleep {MARK}"):
             os.kill(int(line.split(":")[0]), 9)
     scores = {name: _grading.scores(root, ASSIGNMENT, prefix + name)["score"] for name in gradable}
-    assert scores["full"] == 3 and scores["partial"] == 1 and scores["blank"] == 0, scores
-    assert scores["huge"] == 3 and scores["hugewrong"] == 1, scores
-    assert run[f"{prefix}signals/{ASSIGNMENT}"].score == 1, "its own work: the run's pod only"
-    assert run[f"{prefix}tampers/{ASSIGNMENT}"].score == 1, "test_total rerun: total is 4"
-    assert run[f"{prefix}transforms/{ASSIGNMENT}"].score == 0, "both tests rerun: no work"
+    assert scores["full"] == 4 and scores["partial"] == 2 and scores["blank"] == 0, scores
+    assert scores["huge"] == 4 and scores["hugewrong"] == 2, scores
+    assert run[f"{prefix}signals/{ASSIGNMENT}"].score == 2, "its own work: the pod and double"
+    assert run[f"{prefix}tampers/{ASSIGNMENT}"].score == 2, "test_total in the grader's: total is 4"
+    # The transformer made every later cell `pass` in the student's kernel: no container, no
+    # pod; the grader still runs double from the source the student wrote.
+    assert run[f"{prefix}transforms/{ASSIGNMENT}"].score == 1, "double only"
+    assert run[f"{prefix}reaches/{ASSIGNMENT}"].score == 3, "all but test_double"
 
 
 @integration
@@ -638,7 +696,7 @@ def test_ungradable_feedback_says_why_and_graded_feedback_is_capped(graded_class
     assert huge_page.stat().st_size < 800_000, "3 MB of output reached the feedback page"
     assert "output cut here by the grader" in huge_page.read_text()
     full = (root / "feedback" / f"{prefix}full" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
-    assert "Score: 3.0 / 3.0" in full
+    assert "Score: 4.0 / 4.0" in full
     log = root / "grading" / "logs" / f"{prefix}exits" / f"{ASSIGNMENT}.log"
     assert "DeadKernelError" in log.read_text(), "the full log of a failed grading is kept"
 
@@ -657,7 +715,7 @@ def test_a_graded_notebook_reaches_no_grades_answers_or_other_students(graded_cl
     graded = root / "autograded" / f"{prefix}snoops" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     outputs = json.dumps([c.get("outputs") for c in nbformat.read(graded, 4).cells])
     assert "REACHED []" in outputs, f"the sandbox let it reach: {outputs[-600:]}"
-    assert _grading.scores(root, ASSIGNMENT, f"{prefix}snoops")["score"] == 3, "its own work counts"
+    assert _grading.scores(root, ASSIGNMENT, f"{prefix}snoops")["score"] == 4, "its own work counts"
 
 
 @integration
@@ -668,8 +726,8 @@ def test_a_graded_notebook_reaches_no_other_students_containers_nor_the_host(
     graded = root / "autograded" / f"{prefix}hurts" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     outputs = json.dumps([c.get("outputs") for c in nbformat.read(graded, 4).cells])
     assert "ENGINE REACHED []" in outputs, f"the engine guard let it: {outputs[-600:]}"
-    assert _grading.scores(root, ASSIGNMENT, f"{prefix}hurts")["score"] == 3
-    assert _grading.scores(root, ASSIGNMENT, f"{prefix}full")["score"] == 3, "the victim's grade"
+    assert _grading.scores(root, ASSIGNMENT, f"{prefix}hurts")["score"] == 4
+    assert _grading.scores(root, ASSIGNMENT, f"{prefix}full")["score"] == 4, "the victim's grade"
 
 
 @integration
@@ -712,11 +770,10 @@ def test_a_notebook_that_replaces_a_check_is_flagged_in_the_csv_feedback_and_exi
     root, prefix, run = graded_class["root"], graded_class["prefix"], graded_class["run"]
     outcome = run[f"{prefix}tampers/{ASSIGNMENT}"]
     assert outcome.graded and "answer_total: replaces check.equal" in outcome.flags, outcome
-    assert "test_total passed in the notebook's kernel and failed when the grader ran it" in (
-        outcome.flags
-    ), outcome
     transforms = run[f"{prefix}transforms/{ASSIGNMENT}"].flags
-    assert "input transformer" in transforms and "test_running passed" in transforms, transforms
+    assert "answer_total: registers an input transformer" in transforms, transforms
+    reaches = run[f"{prefix}reaches/{ASSIGNMENT}"].flags
+    assert "answer_double: replaces helpers.check.equal" in reaches, reaches
     assert outcome in run.needs_instructor()
     rows = _grading.read_csv(root / "grades.csv")
     flags = {row["student_id"]: row["flags"] for row in rows if row["assignment"] == ASSIGNMENT}
@@ -724,7 +781,24 @@ def test_a_notebook_that_replaces_a_check_is_flagged_in_the_csv_feedback_and_exi
     assert not flags[f"{prefix}full"] and not flags[f"{prefix}snoops"], "honest work is not flagged"
     page = next((root / "feedback" / f"{prefix}tampers" / ASSIGNMENT).glob("*.html")).read_text()
     assert "Flagged for your instructor" in page
-    assert "ran this test again in a kernel of its own" in page, "the feedback says why it failed"
+    assert "ran this test in a kernel of its own" in page, "the feedback says why it failed"
+
+
+@integration
+def test_a_function_the_grader_calls_reaches_nothing_of_its_kernel(graded_class: Any) -> None:
+    """The student's function runs, for the grader, in a process that is PID 1 of namespaces of
+    its own: the grader's kernel's /proc files, a signal to it and its connection file are out
+    of its reach, and the check it replaced is replaced in that process only."""
+    root, prefix = graded_class["root"], graded_class["prefix"]
+    graded = root / "autograded" / f"{prefix}reaches" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    cells = {
+        c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nbformat.read(graded, 4).cells
+    }
+    outputs = json.dumps(cells["test_double"].get("outputs"))
+    assert "FUNCTION REACHED [] AS PID 1 CHILD OF 0" in outputs, outputs[-800:]
+    assert "expected 42, found 21" in outputs, outputs[-800:]
+    scores = _grading.scores(root, ASSIGNMENT, f"{prefix}reaches")["tests"]
+    assert scores == {"test_total": 2, "test_running": 1, "test_double": 0}, scores
 
 
 @integration
@@ -764,10 +838,10 @@ def test_a_rerun_grades_nothing_and_a_changed_submission_is_graded_alone(
         root, jobs=2, timeout=CELL_TIMEOUT, submission_timeout=SUBMISSION_TIMEOUT
     )
     assert changed.graded_now == [f"{prefix}partial/{ASSIGNMENT}"]
-    assert changed[f"{prefix}partial/{ASSIGNMENT}"].score == 3
-    assert _grading.scores(root, ASSIGNMENT, prefix + "partial")["score"] == 3
+    assert changed[f"{prefix}partial/{ASSIGNMENT}"].score == 4
+    assert _grading.scores(root, ASSIGNMENT, prefix + "partial")["score"] == 4
     rows = {r["student_id"]: r for r in _grading.read_csv(root / "grades.csv")}
-    assert float(rows[prefix + "partial"]["raw_score"]) == 3
+    assert float(rows[prefix + "partial"]["raw_score"]) == 4
 
 
 @integration

@@ -196,6 +196,33 @@ def test_each_planted_wrong_answer_loses_exactly_its_points(graded: Any) -> None
         assert not lost, f"{[p.name for p in group]}: also lost {lost}, which none should"
 
 
+def test_a_test_with_side_effects_runs_once(graded: Any) -> None:
+    """04's self-heal test deletes one of shop's pods itself. The grader runs it in its own
+    kernel instead of the student's, not in both: shop's ReplicaSet made 2 pods at the setup,
+    2 more when scaled to 4, and 1 for the pod the test deleted; a second run would make a
+    sixth."""
+    if graded["assignment"] != "04-deployments":
+        pytest.skip("the self-heal test of 04 is the one that counts its own effect")
+    from helpers._grading.cleanup import learner_of
+
+    learner = learner_of(graded["students"]["solution"])
+    (namespace,) = [
+        ns.name
+        for ns in k8s.list_objects("namespaces", selector=f"course.learner={learner}")
+        if ns.labels.get("course.chapter") == "04-deployments"
+    ]
+    events = k8s.request("GET", f"/api/v1/namespaces/{namespace}/events").get("items") or []
+    made = [
+        event
+        for event in events
+        if event.get("reason") == "SuccessfulCreate"
+        and event["involvedObject"].get("kind") == "ReplicaSet"
+        and event["involvedObject"].get("name", "").startswith("shop-")
+    ]
+    assert sum(event.get("count") or 1 for event in made) == 5, [e["message"] for e in made]
+    assert graded["solution"]["tests"]["test_self_heals"] == 1
+
+
 def hidden_test_lines(assignment: str) -> list[str]:
     """Lines of code that appear only inside the hidden test regions of the source notebook."""
     hidden, elsewhere = set(), set()

@@ -9,6 +9,10 @@ which run the same functions on a copy of the course in a temporary folder.
   own worker process (``worker``) and containment (``containment``). ``intake``: what was handed
   in and the checks that need no kernel. ``gradebook``: the gradebook, state, grades.csv.
   ``regrade``: what a run grades again, and what it reports (read back from the gradebook).
+- ``rerun``: the tests the grader runs in its own kernel instead of the student's
+  (``grader_kernel``), answers handed over as plain data (``answers``), the student's functions
+  re-created from source (``sources``) and called at arm's length (``arm``); ``tampering``: the
+  flags for answers that reach for the grading.
 """
 
 from .course import REPO_ROOT, assignments, autograde, feedback, release, scores

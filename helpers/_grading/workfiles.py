@@ -10,7 +10,7 @@ from typing import Any
 RESULT = "result.json"  # the scores, or the reason there are none
 LOG = "grading.log"  # nbgrader's full log, the kernel's stderr, the grader's timings
 PROGRESS = "progress.json"  # the cell running now
-RERUNS = "reruns.jsonl"  # tests that failed only when the grader ran them again (rerun.py)
+RERUNS = "reruns.jsonl"  # tests the grader's own kernel could not run (grader_kernel.py)
 
 
 def progress(root: Path) -> dict[str, Any]:
