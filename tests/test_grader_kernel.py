@@ -111,19 +111,28 @@ def test_functions_inside_if_lambdas_aliases_and_decorators() -> None:
     assert "import functools" in program and "def _c" in program and "c = _c" in program
 
 
-def test_the_instructors_definitions_run_in_the_graders_kernel_unless_the_student_changed_them() -> (
-    None
-):
+def test_the_instructors_definitions_the_test_uses_are_the_instructors() -> None:
+    """A helper the notebook's first cell defines (04's app) runs in the grader's kernel from
+    the source in solutions/, however the student's notebook has it: as it is, edited, or
+    redefined in an answer cell. The student's own functions that use it get theirs."""
     setup_cell = "import time\n\ndef app(name):\n    return {'name': name}\nWEB_PORT = 8080\n"
-    test = "time.sleep(0)\ncheck.equal(app('x'), {'name': 'x'}, what='app')\nprint(WEB_PORT)"
-    hand = _handover(test, _plain_cell(setup_cell), trusted=(setup_cell,))
-    assert hand.functions == {}
-    assert any("def app" in code for code in hand.trusted) and "import time" in hand.trusted
-    assert hand.data == ["WEB_PORT"], "the setup cell's values come from the student's kernel"
-    # The same cell, edited by the student: it is theirs, and app runs at arm's length.
+    test = (
+        "time.sleep(0)\ncheck.equal(app('x'), {'name': 'x'}, what='app')\nprint(WEB_PORT, mine())"
+    )
     edited = setup_cell.replace("'name': name", "'name': 'x'")
-    hand = _handover(test, _plain_cell(edited), trusted=(setup_cell,))
-    assert "app" in hand.functions and not hand.trusted
+    mine = "def mine():\n    return app('y')\n"
+    cases = {
+        "return {'name': name}": [_plain_cell(setup_cell), _answer(mine)],
+        "return {'name': 'x'}": [_plain_cell(edited), _answer(mine)],
+        "return {}": [_plain_cell(setup_cell), _answer("def app(name):\n    return {}\n\n" + mine)],
+    }
+    for theirs, cells in cases.items():
+        hand = _handover(test, *cells, trusted=(setup_cell,))
+        assert list(hand.functions) == ["mine"], hand.functions
+        assert hand.trusted == ["import time", "def app(name):\n    return {'name': name}"]
+        assert hand.data == ["WEB_PORT"], "the setup cell's values come from the student's kernel"
+        program = _program(hand)
+        assert program.count("def app") == 1 and theirs in program and "def mine" in program
 
 
 def test_names_an_earlier_test_set_are_in_the_graders_kernel_already() -> None:
@@ -177,7 +186,8 @@ def test_every_test_of_the_solutions_runs_in_the_graders_kernel_with_its_functio
             assert rerun.is_tagged(cell), f"{path.name} {meta['grade_id']} is not run-by-grader"
             tagged += 1
             source = plan["cells"][meta["grade_id"]]
-            hand = rerun.handover(source, plan["setup"], notebook["cells"][:index], plan)
+            before = notebook["cells"][:index]
+            hand = rerun.handover(source, plan["setup"], before, plan, meta["grade_id"])
             called = sources.free_names(source) & defined
             assert set(hand.functions) == called, (path.name, meta["grade_id"], hand.functions)
             assert not set(hand.data) & defined, (path.name, meta["grade_id"], hand.data)

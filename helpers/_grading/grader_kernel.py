@@ -81,7 +81,8 @@ class GraderKernel:
         started = time.monotonic()
         installed: list[str] = []
         try:
-            hand = rerun.handover(source, plan["setup"], self.nb.cells[:cell_index], plan)
+            before = self.nb.cells[:cell_index]
+            hand = rerun.handover(source, plan["setup"], before, plan, grade_id)
             if hand.imports:  # what the test imports, later cells of the student may use
                 with contextlib.suppress(_RerunFailed):
                     await _execute(self.kc, hand.imports, self.handover_timeout)

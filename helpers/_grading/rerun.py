@@ -42,6 +42,7 @@ from .sources import (
     GRADER,
     INSTRUCTOR,
     STUDENT,
+    Binding,
     bindings,
     definitions_only,
     free_names,
@@ -76,6 +77,7 @@ def plans(source_folder: Path) -> dict[str, dict[str, Any]]:
         cells: dict[str, str] = {}
         tests: dict[str, str] = {}
         trusted: list[str] = []
+        before: dict[str, int] = {}  # per test: how many of the trusted cells come before it
         for cell in notebook.get("cells", []):
             if cell.get("cell_type") != "code":
                 continue
@@ -84,6 +86,7 @@ def plans(source_folder: Path) -> dict[str, dict[str, Any]]:
                 continue
             if meta.get("grade"):
                 tests[meta["grade_id"]] = text_of(cell["source"])
+                before[meta["grade_id"]] = len(trusted)
                 if is_tagged(cell):
                     cells[meta["grade_id"]] = text_of(cell["source"])
             else:
@@ -94,6 +97,7 @@ def plans(source_folder: Path) -> dict[str, dict[str, Any]]:
                 "cells": cells,
                 "tests": tests,
                 "trusted": trusted,
+                "before": before,
             }
     return found
 
@@ -126,12 +130,31 @@ class Handover:
         )
 
 
+def _pinned(plan: Mapping[str, Any], grade_id: str | None) -> dict[str, Binding]:
+    """The functions, classes and imports the instructor's own cells (not answers, not tests)
+    define before the test ``grade_id``, from ``solutions/``: a test gets these, whatever the
+    student's notebook holds or redefines."""
+    trusted = list(plan.get("trusted") or [])
+    count = (plan.get("before") or {}).get(grade_id, len(trusted))
+    cells = [{"cell_type": "code", "metadata": {}, "source": s} for s in trusted[:count]]
+    return {
+        name: binding
+        for name, binding in bindings(cells, {"trusted": trusted}).items()
+        if binding.kind != DATA and binding.origin == INSTRUCTOR
+    }
+
+
 def handover(
-    test: str, setup: str, cells: Sequence[Mapping[str, Any]], plan: Mapping[str, Any]
+    test: str,
+    setup: str,
+    cells: Sequence[Mapping[str, Any]],
+    plan: Mapping[str, Any],
+    grade_id: str | None = None,
 ) -> Handover:
-    """What the test ``test`` (instructor's source) reads, sorted by where it comes from;
-    ``cells``: the submitted notebook's cells before the test, as they ran."""
+    """What the test ``test`` (instructor's source, ``grade_id``) reads, sorted by where it comes
+    from; ``cells``: the submitted notebook's cells before the test, as they ran."""
     found = bindings(cells, plan)
+    pinned = _pinned(plan, grade_id)
     setup_names = names_in(ast.parse(setup))[1]
     result = Handover()
     program: dict[tuple[int, int], dict[str, str]] = {}
@@ -172,6 +195,8 @@ def handover(
             return
         sorted_out.add(name)
         binding = found.get(name)
+        if name in pinned and (binding is None or binding.origin != GRADER):
+            binding = pinned[name]  # the instructor's helper: the student's cannot stand in
         if binding is None or binding.origin == GRADER:
             if binding is None:
                 result.data.append(name)
