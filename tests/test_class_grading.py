@@ -179,6 +179,7 @@ total = 4"""
 # (its /proc files, a signal, its connection file) and switches the checks off from inside:
 # it records what it reached, and answers wrong. Nothing destructive: it reports, the test looks.
 REACHES = """import os
+import signal
 
 
 def double(x):
@@ -200,9 +201,16 @@ def double(x):
                 reached.append(f"{what} of {pid}")
             except OSError:
                 pass
-        try:
-            os.kill(int(pid), 0)
-            reached.append(f"a signal to {pid}")
+        try:  # by its number here (pid 1 in its own namespace is itself: not tried)
+            if int(pid) != os.getpid():
+                os.kill(int(pid), 0)
+                reached.append(f"a signal to {pid}")
+        except OSError:
+            pass
+        try:  # by its /proc folder, whatever its number
+            folder = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY)
+            signal.pidfd_send_signal(folder, 0)
+            reached.append(f"a signal through /proc/{pid}")
         except OSError:
             pass
         if b"-f" in command:
@@ -742,7 +750,7 @@ def test_a_graded_notebook_reaches_nothing_of_this_machine_the_cluster_or_the_gr
     assert "ESCAPES REACHED []" in outputs, f"it got out: {outputs[-900:]}"
     assert (root / "victim.txt").read_text() == "the instructor's file", "written through a link"
     assert not graded.is_symlink()
-    assert _grading.scores(root, ASSIGNMENT, f"{prefix}escapes")["score"] == 3, "its own work"
+    assert _grading.scores(root, ASSIGNMENT, f"{prefix}escapes")["score"] == 4, "its own work"
     assert graded_class["run"][f"{prefix}escapes/{ASSIGNMENT}"].credentials == "grading account"
 
 
@@ -759,7 +767,7 @@ def test_a_fork_bomb_and_a_memory_hog_take_nothing_from_the_others(graded_class:
     hog = run[f"{prefix}hog/{ASSIGNMENT}"]
     assert hog.status == "memory limit" and "GiB" in hog.reason, hog
     for honest in ("full", "snoops", "hurts", "escapes", "huge"):
-        assert _grading.scores(root, ASSIGNMENT, prefix + honest)["score"] == 3, honest
+        assert _grading.scores(root, ASSIGNMENT, prefix + honest)["score"] == 4, honest
     assert k8s.request("GET", "/readyz") == "ok"
 
 

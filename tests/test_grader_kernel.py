@@ -358,6 +358,7 @@ def attack(grader):
     attempt("environ", lambda: open(f"/proc/{grader}/environ", "rb").read())
     attempt("mem", lambda: open(f"/proc/{grader}/mem", "rb").close())
     attempt("signal", lambda: os.kill(grader, 0))
+    attempt("pidfd", lambda: signal.pidfd_send_signal(os.open(f"/proc/{grader}", os.O_RDONLY), 0))
     attempt("connection", lambda: open(CONNECTION).read().index("secret"))
     attempt("sockets", lambda: os.listdir(KERNEL)[0])
     attempt("kill-all", lambda: os.kill(-1, signal.SIGKILL))

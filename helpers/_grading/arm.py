@@ -23,6 +23,7 @@ import json
 import linecache
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import CheckFailed
+from .answers import is_plain
 
 CALL_LIMIT = 30.0  # seconds one call may take (the cell has 120)
 START_LIMIT = 60.0  # seconds the process may take to run the setup and the definitions
 ANSWER_LIMIT = 16 * 1024 * 1024  # bytes of one answer line
 SERVER = Path(__file__).resolve().with_name("arm_server.py")
+LOG = ".server.log"  # in the process's /tmp: its stderr until it runs the student's code
 _numbers = itertools.count(1)
 
 
@@ -51,21 +54,6 @@ def harden() -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
-
-
-def _is_plain(value: Any, depth: int = 0) -> bool:
-    kind = type(value)
-    if value is None or kind in (str, int, bool):
-        return True
-    if kind is float:
-        return bool(value == value and value not in (float("inf"), float("-inf")))
-    if depth > 100:
-        return False
-    if kind is list:
-        return all(_is_plain(item, depth + 1) for item in value)
-    if kind is dict:
-        return all(type(k) is str and _is_plain(v, depth + 1) for k, v in value.items())
-    return False
 
 
 def _shown(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -102,30 +90,32 @@ class Process:
         self.inner: int | None = None  # PID 1 of its namespace, as this kernel sees it
         self.buffer = b""
         self.note = ""  # why it is not isolated, once said
+        self.scratch: Path | None = None  # its /tmp
 
     # --- the process ---------------------------------------------------------------------
 
     def start(self) -> None:
-        scratch = Path("/tmp") / "course-calls" / f"{os.getpid()}-{next(_numbers)}"
+        self.scratch = scratch = Path("/tmp") / "course-calls" / f"{os.getpid()}-{next(_numbers)}"
         (scratch / "home").mkdir(parents=True, exist_ok=True)
         files, folders = _kernel_files()
         isolate = {"files": files, "folders": folders, "tmp": str(scratch)}
         program = {**self.program, "isolate": isolate}
-        self.popen = subprocess.Popen(
-            [sys.executable, "-I", str(SERVER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=str(scratch),
-            start_new_session=True,
-        )
+        with open(scratch / LOG, "wb") as log:  # what the process says before it is isolated
+            self.popen = subprocess.Popen(
+                [sys.executable, "-I", str(SERVER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=str(scratch),
+                start_new_session=True,
+            )
         assert self.popen.stdin is not None
         self.popen.stdin.write(json.dumps(program).encode() + b"\n")
         self.popen.stdin.flush()
         deadline = time.monotonic() + START_LIMIT
         first = self._read(deadline, "to start")
         if "pid" in first:
-            self.inner = int(first["pid"])
+            self.inner = _child_of(self.popen.pid, first["pid"])
             first = self._read(deadline, "to start")
         _print(first.get("printed", ""))
         if not first.get("ready"):
@@ -141,7 +131,7 @@ class Process:
         if popen is None:
             return
         for pid in (self.inner, popen.pid):
-            if pid:
+            if pid and pid != os.getpid():
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)  # PID 1 of its namespace: all of it ends
         with contextlib.suppress(OSError):
@@ -152,6 +142,8 @@ class Process:
                     stream.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=5)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)  # never follows a link it left
 
     def _read(self, deadline: float, doing: str) -> dict[str, Any]:
         """The next JSON line from the process, by ``deadline``."""
@@ -171,11 +163,12 @@ class Process:
                     code: int | None = self.popen.wait(timeout=2)
                 except subprocess.TimeoutExpired:
                     code = None
+                said = self._last_words()
                 self.close()
                 raise FunctionFailed(
                     f"the process running your function ended before it answered"
                     f"{f' (exit code {code})' if code is not None else ''}: did the function "
-                    "end its own process, or signal it?"
+                    f"end its own process, or signal it?{said}"
                 )
             self.buffer += chunk
             if len(self.buffer) > ANSWER_LIMIT:
@@ -191,11 +184,21 @@ class Process:
             raise FunctionFailed("the process running your function answered something unreadable")
         return message
 
+    def _last_words(self) -> str:
+        """The last line the process wrote on stderr before it ran the student's code."""
+        if self.scratch is None:
+            return ""
+        try:
+            lines = (self.scratch / LOG).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f" ({lines[-1][:300]})" if lines else ""
+
     # --- a call ---------------------------------------------------------------------------
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         what = f"{name}({_shown(args, kwargs)})"
-        if not _is_plain(list(args)) or not _is_plain(kwargs):
+        if not is_plain(list(args)) or not is_plain(kwargs):
             raise TypeError(f"{what}: the grader passes plain data only to a student's function")
         try:
             if self.popen is None:
@@ -244,6 +247,16 @@ class Process:
         )
 
 
+def _child_of(parent: int, pid: Any) -> int | None:
+    """``pid`` if it is a child of ``parent`` (the process says which is its namespace's PID 1;
+    whatever else says so is not believed)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return int(pid) if int(stat.rsplit(")", 1)[1].split()[1]) == parent else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _TimedOut(Exception):
     def __init__(self, doing: str) -> None:
         super().__init__(doing)
@@ -282,7 +295,7 @@ def install(namespace: dict[str, Any], spec: str) -> None:
     program = plan["program"]
     values = dict(program.get("globals") or {})
     for name in plan.get("from_grader") or []:
-        if name in namespace and _is_plain(namespace[name]):
+        if name in namespace and is_plain(namespace[name]):
             values[name] = namespace[name]
     program["globals"] = values
     process = Process(program)
