@@ -121,7 +121,7 @@ PLANTED: dict[str, list[Planted]] = {
             },
             {"test_prediction": 1, "test_stopped": 1},
         ),
-        # Passes in its own kernel; the grader's rerun in a kernel of its own finds it running.
+        # Passes in the student's kernel; the grader runs the test in its own, and finds it running.
         Planted(
             "the check switched off instead of stopping the shop",
             {"answer_stop": "check.container_stopped = lambda *args, **kwargs: None"},
