@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from ._classroom_objects import kubeconfig_text, shared_objects, student_objects
-from ._classroom_policy import ACCOUNTS, LABEL
+from ._classroom_policy import ACCOUNTS, LABEL, OWN
 from ._cluster import kubeconfig_path
 from ._errors import CourseError
 from ._identity import Chapter, learner_label
@@ -163,7 +163,31 @@ def _account(student: str, chapters: list[str], pods: int, role: str) -> str:
         apply(document, document["metadata"].get("namespace"))
     for kind in ("quotas", "volumes", "claims"):
         _wait_for_policy(f"course-student-{label}-{kind}")
+    _wait_until_enforced(label, Chapter(chapters[0], label).namespace)
     return label
+
+
+def _wait_until_enforced(label: str, namespace: str) -> None:
+    """Until the API server refuses the student what the policies forbid. A policy is checked
+    (above) a moment before admission enforces it: on a cluster just started, the student's
+    first seconds could delete the instructor's quota. Asked as the student, with a dry run."""
+    from kubernetes.client.exceptions import ApiException
+
+    from ._deadline import poll
+    from ._k8s.client import send
+
+    student = {"Impersonate-User": f"system:serviceaccount:{ACCOUNTS}:{label}"}
+    path = f"/api/v1/namespaces/{namespace}/resourcequotas/{OWN}"
+
+    def refused() -> bool | None:
+        try:
+            send("DELETE", path, query={"dryRun": "All"}, headers=student)
+        except ApiException as error:
+            body = str(error.body or "")
+            return True if error.status == 403 and "ValidatingAdmissionPolicy" in body else None
+        return None
+
+    poll(refused, timeout=60, what=f"the API server to enforce the admission policy in {namespace}")
 
 
 def _shared() -> None:

@@ -81,6 +81,19 @@ def _kernel_files() -> tuple[list[str], list[str]]:
     return files, folders
 
 
+def _kept_under_tmp(scratch: Path) -> list[str]:
+    """The folders the process imports from (helpers/, the Python environment) that lie under
+    /tmp, as in a course cloned there: each gets an empty folder at the same place in the
+    process's own /tmp, to be bound there before that replaces /tmp."""
+    needed = {Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()}
+    kept = []
+    for folder in sorted(needed):
+        if folder.is_relative_to("/tmp") and folder != Path("/tmp"):
+            (scratch / folder.relative_to("/tmp")).mkdir(parents=True, exist_ok=True)
+            kept.append(str(folder))
+    return kept
+
+
 class Process:
     """The throwaway process of one test cell, started at its first call."""
 
@@ -98,7 +111,8 @@ class Process:
         self.scratch = scratch = Path("/tmp") / "course-calls" / f"{os.getpid()}-{next(_numbers)}"
         (scratch / "home").mkdir(parents=True, exist_ok=True)
         files, folders = _kernel_files()
-        isolate = {"files": files, "folders": folders, "tmp": str(scratch)}
+        keep = _kept_under_tmp(scratch)
+        isolate = {"files": files, "folders": folders, "tmp": str(scratch), "keep": keep}
         program = {**self.program, "isolate": isolate}
         with open(scratch / LOG, "wb") as log:  # what the process says before it is isolated
             self.popen = subprocess.Popen(

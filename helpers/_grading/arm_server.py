@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
@@ -58,9 +59,11 @@ def _call(result: int, what: str) -> None:
         raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
 
 
-def isolate(hide_files: list[str], hide_folders: list[str], tmp: str) -> list[str]:
-    """Namespaces of its own, ``tmp`` as /tmp, the grader's kernel's files hidden, no
-    capabilities. Raises OSError if there can be no namespaces (nothing was changed then);
+def isolate(
+    hide_files: list[str], hide_folders: list[str], tmp: str, keep: Sequence[str] = ()
+) -> list[str]:
+    """Namespaces of its own, ``tmp`` as /tmp (with the folders in ``keep``, under /tmp, bound
+    into it at their place), the grader's kernel's files hidden, no capabilities. Raises OSError if there can be no namespaces (nothing was changed then);
     returns what else could not be done."""
     libc = _libc()
     _call(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID), "unshare")
@@ -71,6 +74,11 @@ def isolate(hide_files: list[str], hide_folders: list[str], tmp: str) -> list[st
             missed.append(f"{what}: {os.strerror(ctypes.get_errno())}")
 
     attempt(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
+    for path in keep:  # made in ``tmp`` by the grader's kernel
+        inside = os.path.join(tmp, os.path.relpath(path, "/tmp"))
+        attempt(
+            libc.mount(path.encode(), inside.encode(), None, MS_BIND | MS_REC, None), f"keep {path}"
+        )
     # /tmp first: what is hidden after it may have been under it (then it is gone already).
     attempt(libc.mount(tmp.encode(), b"/tmp", None, MS_BIND | MS_REC, None), "a /tmp of its own")
     for path in hide_files:
@@ -249,7 +257,9 @@ def main() -> None:
     try:
         if not plan:
             raise OSError(0, "not asked to")
-        missed = isolate(plan.get("files", []), plan.get("folders", []), plan["tmp"])
+        missed = isolate(
+            plan.get("files", []), plan.get("folders", []), plan["tmp"], plan.get("keep", [])
+        )
     except (OSError, AttributeError, KeyError) as error:
         isolated = str(error.args[-1] if error.args else error) or type(error).__name__
     else:

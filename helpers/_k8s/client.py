@@ -168,6 +168,7 @@ def send(
     content_type: str = "application/json",
     accept: str = "application/json",
     timeout: float = 30,
+    headers: Mapping[str, str] | None = None,
 ) -> Any:
     """Send one request; return the urllib3 response, unread (so watches can stream it).
 
@@ -178,7 +179,7 @@ def send(
         method=method,
         resource_path=path,
         query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-        header_params={"Accept": accept, "Content-Type": content_type},
+        header_params={"Accept": accept, "Content-Type": content_type, **(headers or {})},
         body=body,
         auth_settings=["BearerToken"],
     )
