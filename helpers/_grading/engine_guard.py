@@ -87,7 +87,10 @@ from .engine_policy import DEFAULT_MEMORY, DEFAULT_PIDS, Policy
 from .engine_routes import MAX_BUILD_CONTEXT, Call, Forward
 from .engine_schema import Refused
 
-MAX_CONNECTIONS = 32
+MAX_CONNECTIONS = 128
+# A keep-alive connection idle this long is closed: the Docker client reopens one when it needs
+# it, and idle connections of many short-lived clients never hold every slot.
+IDLE_SECONDS = 10
 LINGER = 2.0  # seconds a refused client may go on sending before the guard closes
 MAX_LOOKUP = 16 << 20
 RAW_STREAMS = ("application/vnd.docker.raw-stream", "application/vnd.docker.multiplexed-stream")
@@ -250,7 +253,9 @@ class EngineGuard:
     def _exchange(self, client: socket.socket, reader: Reader) -> bool:
         """One request and its answer; True when the connection may carry another."""
         try:
+            client.settimeout(IDLE_SECONDS)
             head = read_request_head(reader)
+            client.settimeout(None)
             if head is None:
                 return False
             method, target, version = head.start
