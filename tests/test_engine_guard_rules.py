@@ -1089,6 +1089,27 @@ def test_connections_past_the_bound_are_answered_503(wire: dict[str, Any]) -> No
     assert talk(wire["guard"], b"GET /_ping HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
 
 
+def test_idle_connections_are_closed_and_give_their_slots_back(
+    wire: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled keep-alive connections that send nothing never hold every slot for good."""
+    from helpers._grading import engine_guard
+
+    monkeypatch.setattr(engine_guard, "IDLE_SECONDS", 0.3)
+    held = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+    try:
+        for end in held:
+            end.connect(str(wire["guard"].socket_path))
+            end.settimeout(2)
+        time.sleep(0.1)
+        assert talk(wire["guard"], b"GET /_ping HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 503")
+        assert [end.recv(1) for end in held] == [b"", b"", b""], "the guard closes them"
+        assert talk(wire["guard"], b"GET /_ping HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+    finally:
+        for end in held:
+            end.close()
+
+
 def test_a_refusal_is_docker_style_json_and_closes_the_connection(wire: dict[str, Any]) -> None:
     answer = talk(wire["guard"], b"GET /v1.41/volumes HTTP/1.1\r\n\r\nGET /_ping HTTP/1.1\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")

@@ -63,8 +63,9 @@ def isolate(
     hide_files: list[str], hide_folders: list[str], tmp: str, keep: Sequence[str] = ()
 ) -> list[str]:
     """Namespaces of its own, ``tmp`` as /tmp (with the folders in ``keep``, under /tmp, bound
-    into it at their place), the grader's kernel's files hidden, no capabilities. Raises OSError if there can be no namespaces (nothing was changed then);
-    returns what else could not be done."""
+    into it at their place), the grader's kernel's files hidden, no capabilities. Raises OSError
+    if there can be no namespaces (nothing was changed then); returns what else could not be
+    done."""
     libc = _libc()
     _call(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID), "unshare")
     missed: list[str] = []
