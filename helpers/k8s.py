@@ -41,7 +41,15 @@ from ._k8s.pods import events, exec, logs, pods
 from ._k8s.traffic import endpoints, traffic
 from ._k8s.views import claims_chart, pod_map, restart_chart, rollout_chart
 from ._k8s.waiting import wait
-from ._k8s.workloads import rollback, rollout_history, scale, set_image
+from ._k8s.workloads import (
+    rollback,
+    rollout_history,
+    rollout_pause,
+    rollout_restart,
+    rollout_resume,
+    scale,
+    set_image,
+)
 from ._monitor import Monitor as _Monitor
 from ._monitor import live as _live
 
@@ -96,6 +104,9 @@ __all__ = [
     "rollback",
     "rollout_chart",
     "rollout_history",
+    "rollout_pause",
+    "rollout_restart",
+    "rollout_resume",
     "scale",
     "set_image",
     "traffic",

@@ -353,6 +353,26 @@ PLANTED["04-deployments"] = [
         {"test_scaled": 1, "test_self_heals": 1},
     ),
     Planted(
+        "shop deleted and made again with 4 replicas, instead of scaled",
+        {
+            "answer_scale": "k8s.delete('deployment/shop', ns)\n"
+            "k8s.apply(app('shop', {'app': 'shop', 'tier': 'web'}, 4), ns)\n"
+            "k8s.wait('deployment/shop', 'Complete', ns)"
+        },
+        {"test_scaled": 1},
+    ),
+    Planted(
+        "two bare pods with shop's labels, instead of a scale",
+        {
+            "answer_scale": "for n in (1, 2):\n"
+            "    pod = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': f'shop-extra-{n}',"
+            " 'labels': {'app': 'shop', 'tier': 'web'}}, 'spec': {'containers': [{'name': 'web',"
+            " 'image': 'course/web:v1'}]}}\n"
+            "    k8s.apply(pod, ns)"
+        },
+        {"test_scaled": 1, "test_self_heals": 1},
+    ),
+    Planted(
         "a selector that also takes the admin pods",
         {"answer_service": SERVICE.format(selector="{'tier': 'web'}", port=80)},
         {"test_service_endpoints": 1, "test_service_answers": 1},
@@ -386,6 +406,22 @@ PLANTED["04-deployments"] = [
         "an autoscaler that may go down to 1",
         {"answer_hpa": HPA.format(low=1, target=60)},
         {"test_hpa_bounds": 1},
+    ),
+    Planted(
+        "an autoscaler whose target names an API that does not exist: it can never scale",
+        {"answer_hpa": HPA.format(low=2, target=60).replace("'apps/v1'", "'apps/v9'")},
+        {"test_hpa_bounds": 1},
+    ),
+    Planted(
+        "an autoscaler on one container's CPU (another valid shape), aiming at 80 %",
+        {
+            "answer_hpa": HPA.format(low=2, target=80).replace(
+                "'type': 'Resource', 'resource': {'name': 'cpu',",
+                "'type': 'ContainerResource', 'containerResource': {'container': 'web',"
+                " 'name': 'cpu',",
+            )
+        },
+        {"test_hpa_target": 1},
     ),
     Planted(
         "an autoscaler aiming at 80 %",
@@ -423,6 +459,15 @@ PLANTED["05-rolling-updates"] = [
         {"test_update_drops_nothing": 2},
     ),
     Planted(
+        "a preStop pause but no readiness probe: safe only by luck",
+        {
+            "answer_zero_downtime": ZERO_DOWNTIME.format(
+                image="course/web:v1", probe="", pre_stop=PRE_STOP
+            )
+        },
+        {"test_update_drops_nothing": 2},
+    ),
+    Planted(
         "the end state pasted: already on v2",
         {
             "answer_zero_downtime": ZERO_DOWNTIME.format(
@@ -451,6 +496,22 @@ PLANTED["05-rolling-updates"] = [
             "k8s.wait('deployment/site', 'Complete', ns, timeout=90)"
         },
         {"test_rolled_back": 1, "test_rollback_history": 1},
+    ),
+    Planted(
+        "rolled back to the previous revision, not to 'second'",
+        {
+            "answer_rollback": "k8s.rollback('site', ns)\n"
+            "k8s.wait('deployment/site', 'Complete', ns, timeout=90)"
+        },
+        {"test_rolled_back": 1, "test_rollback_history": 1},
+    ),
+    Planted(
+        "revision 2's template applied again: a forward roll, not a rollback",
+        {
+            "answer_rollback": "k8s.apply(web_app('site', 2, 'course/web:v2'), ns)\n"
+            "k8s.wait('deployment/site', 'Complete', ns, timeout=90)"
+        },
+        {"test_rollback_history": 1},
     ),
     Planted(
         "maxSurge rounded down",
@@ -513,7 +574,61 @@ SHARED_CLAIM = (
     "    k8s.exec(pod, f'echo {pod} > /www/files/whoami', ns)"
 )
 
+PAGE_AT_START = (
+    "page_pod = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'page'}, 'spec': {"
+    "'terminationGracePeriodSeconds': 1, 'volumes': [{'name': 'files', 'emptyDir': {}},"
+    " {'name': 'claim', 'persistentVolumeClaim': {'claimName': 'page'}}],"
+    " 'containers': [{'name': 'web', 'image': 'course/web:v1', 'command': ['sh', '-c',"
+    " f\"echo 'Kept by {ns}' > /www/files/index.html; exec /start.sh\"], 'volumeMounts':"
+    " [{'name': 'files', 'mountPath': '/www/files'}, {'name': 'claim', 'mountPath': '/data'}]}]}}\n"
+    "k8s.apply(page_pod, ns)\n"
+    "k8s.wait('pod/page', 'Ready', ns)"
+)
+WHOAMI_AT_START = (
+    "def notes_statefulset():\n"
+    "    start = 'mkdir -p /www/files; hostname > /www/files/whoami; exec /start.sh'\n"
+    "    claim = {'metadata': {'name': 'data'}, 'spec': {'accessModes': ['ReadWriteOnce'],"
+    " 'resources': {'requests': {'storage': '50Mi'}}}}\n"
+    "    container = {'name': 'web', 'image': 'course/web:v1', 'command': ['sh', '-c', start],"
+    " 'volumeMounts': [{'name': 'data', 'mountPath': '/decoy'}]}\n"
+    "    template = {'metadata': {'labels': {'app': 'notes'}}, 'spec': {"
+    "'terminationGracePeriodSeconds': 1, 'containers': [container]}}\n"
+    "    spec = {'serviceName': 'notes', 'replicas': 2, 'selector': {'matchLabels': {'app': 'notes'}},"
+    " 'template': template, 'volumeClaimTemplates': [claim]}\n"
+    "    return {'apiVersion': 'apps/v1', 'kind': 'StatefulSet', 'metadata': {'name': 'notes'}, 'spec': spec}\n\n\n"
+    "k8s.apply(notes_statefulset(), ns)\n"
+    "k8s.wait('statefulset/notes', '{.status.readyReplicas}=2', ns, timeout=120)"
+)
+WRONG_VOLUME = (
+    "def page_volume():\n"
+    "    return {'apiVersion': 'v1', 'kind': 'PersistentVolume', 'metadata': {'name': VOLUME},"
+    " 'spec': {'storageClassName': 'manual', 'capacity': {'storage': '2Gi'},"
+    " 'accessModes': ['ReadWriteOnce'], 'persistentVolumeReclaimPolicy': 'Delete',"
+    " 'hostPath': {'path': FOLDER, 'type': 'DirectoryOrCreate'}}}\n\n\n"
+    "def page_claim():\n"
+    "    return {'apiVersion': 'v1', 'kind': 'PersistentVolumeClaim', 'metadata': {'name': 'page'},"
+    " 'spec': {'storageClassName': 'manual', 'volumeName': VOLUME, 'accessModes': ['ReadWriteOnce'],"
+    " 'resources': {'requests': {'storage': '1Gi'}}}}\n\n\n"
+    "k8s.apply(page_volume())\n"
+    "k8s.apply(page_claim(), ns)"
+)
+
 PLANTED["06-volumes"] = [
+    Planted(
+        "a volume of 2Gi that is deleted with its claim: it binds, but is not what was asked",
+        {"answer_volume": WRONG_VOLUME},
+        {"test_claim_bound": 1},
+    ),
+    Planted(
+        "the page written at every start into an emptyDir, the claim mounted as a decoy",
+        {"answer_page_pod": PAGE_AT_START},
+        {"test_page_on_the_claim": 1, "test_page_persists": 1},
+    ),
+    Planted(
+        "whoami written at every start, each replica's claim mounted as a decoy",
+        {"answer_statefulset": WHOAMI_AT_START},
+        {"test_statefulset_keeps_data": 1},
+    ),
     Planted(
         "the claim asks ReadWriteMany, which the volume does not offer",
         {

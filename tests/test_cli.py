@@ -19,6 +19,7 @@ import helpers
 from helpers import _identity, docker, k8s
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
+CAUSE = "kubernetes.io/change-cause"
 WEB_POD = {
     "apiVersion": "v1",
     "kind": "Pod",
@@ -145,7 +146,7 @@ def test_scale_history_and_undo_are_kubectl_rollout(ns: str) -> None:
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "web"},
+        "metadata": {"name": "web", "annotations": {"kubernetes.io/change-cause": "v1: first"}},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "web-deploy"}},
@@ -163,6 +164,7 @@ def test_scale_history_and_undo_are_kubectl_rollout(ns: str) -> None:
     assert k8s.get("deploy/web", ns).spec["replicas"] == 3
     assert k8s.scale("web", 2, ns).spec["replicas"] == 2
     run(documented_command(k8s.set_image, NS=ns))
+    run(["kubectl", "annotate", "--overwrite", "-n", ns, "deployment/web", f"{CAUSE}=v2"])
     k8s.wait("deploy/web", "Complete", ns, timeout=90)
     output = run(documented_command(k8s.rollout_history, NS=ns))
     revisions = [int(line.split()[0]) for line in output.splitlines() if line[:1].isdigit()]
@@ -170,9 +172,51 @@ def test_scale_history_and_undo_are_kubectl_rollout(ns: str) -> None:
     run(documented_command(k8s.rollback, NS=ns, N="1"))
     k8s.wait("deploy/web", "Complete", ns, timeout=90)
     assert k8s.rollout_history("web", ns).column("revision") == [2, 3]
+    by_kubectl = k8s.get("deploy/web", ns).metadata["annotations"]
+    assert by_kubectl[CAUSE] == "v1: first"  # the revision's annotations come back with it
     k8s.rollback("web", ns, revision=2)
-    template = k8s.get("deploy/web", ns).spec["template"]["spec"]["containers"][0]
-    assert template["image"] == "course/web:v2"
+    helper = k8s.get("deploy/web", ns)
+    assert helper.spec["template"]["spec"]["containers"][0]["image"] == "course/web:v2"
+    assert helper.metadata["annotations"][CAUSE] == "v2"
+    k8s.wait("deploy/web", "Complete", ns, timeout=90)
+    assert k8s.rollback("web", ns, revision=4).metadata["annotations"][CAUSE] == "v2"  # no-op
+
+
+def test_pause_resume_and_restart_are_kubectl_rollout(ns: str) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "paused"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "paused"}},
+            "template": {
+                "metadata": {"labels": {"app": "paused"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "web", "image": "course/web:v1"}],
+                },
+            },
+        },
+    }
+    k8s.apply(deployment, ns)
+    k8s.wait("deploy/paused", "Complete", ns, timeout=90)
+    run(documented_command(k8s.rollout_pause, NS=ns, **{"deployment/web": "deployment/paused"}))
+    assert k8s.get("deploy/paused", ns).spec["paused"] is True
+    k8s.set_image("paused", "web", "course/web:v2", ns)
+    with pytest.raises(helpers.errors.CourseError, match="cannot be rolled back"):
+        k8s.rollback("paused", ns, revision=1)
+    assert k8s.rollout_history("paused", ns).column("revision") == [1]  # held while paused
+    run(documented_command(k8s.rollout_resume, NS=ns, **{"deployment/web": "deployment/paused"}))
+    k8s.wait("deploy/paused", "Complete", ns, timeout=90)
+    assert k8s.rollout_history("paused", ns).column("revision") == [1, 2]
+    run(documented_command(k8s.rollout_restart, NS=ns, **{"deployment/web": "deployment/paused"}))
+    k8s.wait("deploy/paused", "Complete", ns, timeout=90)
+    k8s.rollout_restart("paused", ns)
+    k8s.wait("deploy/paused", "Complete", ns, timeout=90)
+    assert k8s.rollout_history("paused", ns).column("revision") == [2, 3, 4]
+    k8s.rollout_pause("paused", ns)
+    assert k8s.rollout_resume("paused", ns).spec.get("paused") in (None, False)
 
 
 # --- docker ---------------------------------------------------------------------------------

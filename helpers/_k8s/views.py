@@ -147,6 +147,10 @@ class PodMap(WatchedView):
             moments.append((seconds, counts))
         return moments
 
+    def most_pods(self) -> int:
+        """The most pods there were at once, those shutting down included."""
+        return max((sum(counts.values()) for _, counts in self.history()), default=0)
+
     def draw(self, figure: Figure) -> None:
         from matplotlib.patches import FancyBboxPatch
 

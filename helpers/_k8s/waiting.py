@@ -145,7 +145,8 @@ def wait(target: str, condition: str, ns: str | None = None, *, timeout: float =
     ==================  ==================================================================
     ``Ready``           ``kubectl wait --for=condition=Ready pod/web`` (pods; deployments:
                         all replicas ready)
-    ``Complete``        ``kubectl rollout status deploy/web`` (a rollout has finished)
+    ``Complete``        ``kubectl rollout status deploy/web`` (a rollout has finished; unlike
+                        kubectl, also waits until the old pods have finished stopping)
     ``Bound``           ``kubectl wait --for=jsonpath='{.status.phase}'=Bound pvc/data``
     ``deleted``         ``kubectl wait --for=delete pod/web``
     ``exists``          ``kubectl wait --for=create pod/web``
