@@ -214,7 +214,7 @@ def test_pause_resume_and_restart_are_kubectl_rollout(ns: str) -> None:
     k8s.wait("deploy/paused", "Complete", ns, timeout=90)
     k8s.rollout_restart("paused", ns)
     k8s.wait("deploy/paused", "Complete", ns, timeout=90)
-    assert k8s.rollout_history("paused", ns).column("revision") == [2, 3, 4]
+    assert k8s.rollout_history("paused", ns).column("revision") == [1, 2, 3, 4]
     k8s.rollout_pause("paused", ns)
     assert k8s.rollout_resume("paused", ns).spec.get("paused") in (None, False)
 
