@@ -408,8 +408,8 @@ PLANTED["04-deployments"] = [
         {"test_hpa_bounds": 1},
     ),
     Planted(
-        "an autoscaler whose target names an API that does not exist: it can never scale",
-        {"answer_hpa": HPA.format(low=2, target=60).replace("'apps/v1'", "'apps/v9'")},
+        "an autoscaler aimed at Deployments in extensions/v1beta1 (an old tutorial's API, gone since 1.16): it can never scale",
+        {"answer_hpa": HPA.format(low=2, target=60).replace("'apps/v1'", "'extensions/v1beta1'")},
         {"test_hpa_bounds": 1},
     ),
     Planted(
