@@ -29,6 +29,7 @@ from ._k8s.metrics import nodes, usage
 from ._k8s.network import api_proxy, port_forward
 from ._k8s.objects import (
     Object,
+    annotate,
     apply,
     delete,
     delete_namespace,
@@ -37,7 +38,7 @@ from ._k8s.objects import (
     list_objects,
     namespace,
 )
-from ._k8s.pods import events, exec, logs, pods
+from ._k8s.pods import events, evict, exec, logs, pods
 from ._k8s.traffic import endpoints, traffic
 from ._k8s.views import claims_chart, pod_map, restart_chart, rollout_chart
 from ._k8s.waiting import wait
@@ -77,6 +78,7 @@ def monitor(
 
 __all__ = [
     "Object",
+    "annotate",
     "api_proxy",
     "apply",
     "architecture",
@@ -86,6 +88,7 @@ __all__ = [
     "delete_namespace",
     "endpoints",
     "events",
+    "evict",
     "exec",
     "exists",
     "get",

@@ -241,6 +241,38 @@ CLASSIC_SIDECAR = (
 # Every later cell becomes `pass` in the student's kernel: the tests too, which passed there.
 BLANKS_LATER_CELLS = "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\n"
 
+# Part G of 03: sturdy_manifest() with the probes, resources and command given.
+STURDY = """
+def sturdy_manifest():
+    web = {{'name': 'web', 'image': 'course/web:v1', 'command': {command}, {probes},
+           'resources': {resources}}}
+    return {{'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {{'name': 'sturdy'}},
+            'spec': {{'containers': [web]}}}}
+"""
+# Part E of 03: roomy_manifest() with the memory and command given.
+ROOMY = """
+def roomy_manifest():
+    mystery_app = k8s.get('pod/mystery', ns).spec['containers'][0]
+    app = {{'name': mystery_app['name'], 'image': mystery_app['image'], 'command': {command},
+           'resources': {{'requests': {{'memory': '{memory}'}}, 'limits': {{'memory': '{memory}'}}}}}}
+    return {{'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {{'name': 'roomy'}},
+            'spec': {{'containers': [app]}}}}
+"""
+HEALTH = "{'httpGet': {'path': '/healthz', 'port': 80}, 'periodSeconds': 2, 'failureThreshold': %d}"
+GUARANTEED = (
+    "{'requests': {'cpu': '50m', 'memory': '64Mi'}, 'limits': {'cpu': '50m', 'memory': '64Mi'}}"
+)
+
+
+def sturdy(
+    *,
+    command: str = "SLOW_START",
+    probes: str = f"'startupProbe': {HEALTH % 15}, 'livenessProbe': {HEALTH % 3}",
+    resources: str = GUARANTEED,
+) -> dict[str, str]:
+    return {"answer_sturdy": STURDY.format(command=command, probes=probes, resources=resources)}
+
+
 PLANTED["03-pods"] = [
     Planted(
         "each container has its own volume",
@@ -330,6 +362,54 @@ PLANTED["03-pods"] = [
         {"test_sidecar_native": 1},
         flagged=True,
     ),
+    Planted(
+        "the STATUS column's word, not the reason the container stopped",
+        {"answer_mystery": "mystery_reason = 'CrashLoopBackOff'"},
+        {"test_mystery_reason": 1},
+    ),
+    Planted(
+        "a memory limit still too small for the 100 MiB",
+        {"answer_roomy": ROOMY.format(memory="64Mi", command="mystery_app['command']")},
+        {"test_roomy_runs": 1},
+    ),
+    Planted(
+        "a limit far above the 256Mi allowed",
+        {"answer_roomy": ROOMY.format(memory="1Gi", command="mystery_app['command']")},
+        {"test_roomy_runs": 1},
+    ),
+    Planted(
+        "roomy stays up by doing nothing: its command replaced by a sleep",
+        {"answer_roomy": ROOMY.format(memory="160Mi", command="['sleep', '3600']")},
+        {"test_roomy_runs": 1},
+    ),
+    Planted(
+        "a liveness probe that only checks the port (httpd still listens with /healthz gone)",
+        sturdy(
+            probes=f"'startupProbe': {HEALTH % 15}, "
+            "'livenessProbe': {'tcpSocket': {'port': 80}, 'periodSeconds': 2}"
+        ),
+        {"test_sturdy_heals": 1},
+    ),
+    Planted(
+        "no startup probe: the liveness probe kills the slow start, again and again",
+        sturdy(probes=f"'livenessProbe': {HEALTH % 2}"),
+        {"test_sturdy_starts": 1, "test_sturdy_heals": 1},
+    ),
+    Planted(
+        "a liveness probe so lax that a dead /healthz is restarted only after a minute",
+        sturdy(probes=f"'startupProbe': {HEALTH % 15}, 'livenessProbe': {HEALTH % 30}"),
+        {"test_sturdy_heals": 1},
+    ),
+    Planted(
+        "requests without limits: Burstable, not Guaranteed",
+        sturdy(resources="{'requests': {'cpu': '50m', 'memory': '64Mi'}}"),
+        {"test_sturdy_guaranteed": 1},
+    ),
+    Planted(
+        "a fast start (no sleep) that dodges the liveness probe instead of a startup probe",
+        sturdy(command="['/start.sh']", probes=f"'livenessProbe': {HEALTH % 3}"),
+        {"test_sturdy_starts": 1},
+    ),
 ]
 
 SERVICE = (
@@ -345,6 +425,18 @@ HPA = (
     " {{'type': 'Utilization', 'averageUtilization': {target}}}}}}}]}}}}\n"
     "k8s.apply(shop_hpa, ns)"
 )
+
+# Part F of 04: a PodDisruptionBudget for queue, of the API version and spec given.
+BUDGET = (
+    "queue_budget = {{'apiVersion': '{version}', 'kind': 'PodDisruptionBudget',"
+    " 'metadata': {{'name': 'queue'}}, 'spec': {spec}}}\n"
+    "k8s.apply(queue_budget, ns)"
+)
+
+
+def budget(spec: str, version: str = "policy/v1") -> dict[str, str]:
+    return {"answer_budget": BUDGET.format(version=version, spec=spec)}
+
 
 PLANTED["04-deployments"] = [
     Planted(
@@ -433,6 +525,29 @@ PLANTED["04-deployments"] = [
         {"answer_predict": "predicted_pods = 2"},
         {"test_prediction": 1},
     ),
+    Planted(
+        "a budget that lets two of three queue pods go at once",
+        budget("{'maxUnavailable': 2, 'selector': {'matchLabels': {'app': 'queue'}}}"),
+        {"test_budget_holds": 1},
+    ),
+    Planted(
+        "a budget that keeps every pod: no drain can ever go ahead",
+        budget("{'minAvailable': 3, 'selector': {'matchLabels': {'app': 'queue'}}}"),
+        {"test_budget_holds": 1},
+    ),
+    Planted(
+        "a budget over the shop's pods, not the queue's",
+        budget("{'minAvailable': 2, 'selector': {'matchLabels': {'app': 'shop'}}}"),
+        {"test_budget_counts": 1, "test_budget_holds": 1},
+    ),
+    Planted(
+        "an old tutorial's policy/v1beta1 budget (removed in 1.25): never made",
+        budget(
+            "{'minAvailable': 2, 'selector': {'matchLabels': {'app': 'queue'}}}",
+            version="policy/v1beta1",
+        ),
+        {"test_budget_counts": 1, "test_budget_holds": 1},
+    ),
 ]
 
 ZERO_DOWNTIME = (
@@ -447,6 +562,8 @@ ZERO_DOWNTIME = (
 )
 PROBE = ", 'readinessProbe': {'httpGet': {'path': '/healthz', 'port': 80}, 'periodSeconds': 1}"
 PRE_STOP = ", 'lifecycle': {'preStop': {'sleep': {'seconds': 3}}}"
+
+RECREATE = "def recreate_strategy():\n    return %s"
 
 PLANTED["05-rolling-updates"] = [
     Planted(
@@ -522,6 +639,23 @@ PLANTED["05-rolling-updates"] = [
         "a prediction that claims to equal anything",
         {"answer_predict": LYING + "predicted_peak = YesNumber(13)"},
         {"test_prediction": 1},
+    ),
+    Planted(
+        "cache's pods deleted instead of a restart: new pods, no rollout",
+        {
+            "answer_restart": "for pod in k8s.pods(ns, selector='app=cache').column('name'):\n"
+            "    k8s.delete(f'pod/{pod}', ns)\n"
+            "k8s.wait('deployment/cache', 'Complete', ns)"
+        },
+        {"test_restarted": 1},
+    ),
+    Planted(
+        "all old pods unavailable at once: a rolling update that still overlaps",
+        {
+            "answer_recreate": RECREATE % "{'type': 'RollingUpdate', 'rollingUpdate':"
+            " {'maxUnavailable': '100%', 'maxSurge': 0}}"
+        },
+        {"test_recreate": 1},
     ),
 ]
 
@@ -613,6 +747,40 @@ WRONG_VOLUME = (
     "k8s.apply(page_claim(), ns)"
 )
 
+# Part F of 06: shop_objects() with the pod's mounts, volumes and command given.
+SHOP = """
+import secrets
+
+
+def shop_objects():
+    config = {{'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {{'name': 'shop-config'}},
+              'data': {{'motd': f'Welcome to {{ns}}'}}}}
+    token = {{'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {{'name': 'shop-token'}},
+             'stringData': {{'token': secrets.token_hex(16)}}}}
+    web = {{'name': 'web', 'image': 'course/web:v1', 'volumeMounts': {mounts}{extra}}}
+    pod = {{'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {{'name': 'shop'}},
+           'spec': {{'containers': [web], 'volumes': {volumes}}}}}
+    return [config, token, pod]
+
+
+for manifest in shop_objects():
+    k8s.apply(manifest, ns)
+"""
+MOTD_MOUNT = "{'name': 'config', 'mountPath': '/www/motd.txt', 'subPath': 'motd'}"
+TOKEN_MOUNT = "{'name': 'token', 'mountPath': '/etc/shop', 'readOnly': True}"
+CONFIG_VOLUME = "{'name': 'config', 'configMap': {'name': 'shop-config'}}"
+TOKEN_VOLUME = "{'name': 'token', 'secret': {'secretName': 'shop-token', 'defaultMode': 0o400}}"
+
+
+def shop(
+    *,
+    mounts: str = f"[{MOTD_MOUNT}, {TOKEN_MOUNT}]",
+    volumes: str = f"[{CONFIG_VOLUME}, {TOKEN_VOLUME}]",
+    extra: str = "",
+) -> dict[str, str]:
+    return {"answer_shop": SHOP.format(mounts=mounts, volumes=volumes, extra=extra)}
+
+
 PLANTED["06-volumes"] = [
     Planted(
         "a volume of 2Gi that is deleted with its claim: it binds, but is not what was asked",
@@ -661,5 +829,42 @@ PLANTED["06-volumes"] = [
             " 'manual, matching volume': 'Bound', 'missing class': 'Lost'}"
         },
         {"test_predicted_phases": 1},
+    ),
+    Planted(
+        "the motd as a folder mounted over /www: the page is gone",
+        shop(
+            mounts="[{'name': 'config', 'mountPath': '/www'}, " + TOKEN_MOUNT + "]",
+            volumes="[{'name': 'config', 'configMap': {'name': 'shop-config', 'items':"
+            " [{'key': 'motd', 'path': 'motd.txt'}]}}, " + TOKEN_VOLUME + "]",
+        ),
+        {"test_motd_served": 1},
+    ),
+    Planted(
+        "the motd written by the container's command, the ConfigMap never mounted",
+        shop(
+            mounts=f"[{TOKEN_MOUNT}]",
+            volumes=f"[{TOKEN_VOLUME}]",
+            extra=", 'command': ['sh', '-c', 'mkdir -p /www; echo Welcome to ' + ns"
+            " + ' > /www/motd.txt; exec /start.sh']",
+        ),
+        {"test_motd_served": 1},
+    ),
+    Planted(
+        "the token copied in at start from an environment variable, the Secret never mounted",
+        shop(
+            mounts=f"[{MOTD_MOUNT}]",
+            volumes=f"[{CONFIG_VOLUME}]",
+            extra=", 'env': [{'name': 'TOKEN', 'valueFrom': {'secretKeyRef': {'name':"
+            " 'shop-token', 'key': 'token'}}}], 'command': ['sh', '-c', 'mkdir -p /etc/shop;"
+            ' printf %s "$TOKEN" > /etc/shop/token; chmod 400 /etc/shop/token; exec /start.sh\']',
+        ),
+        {"test_token_mounted": 1},
+    ),
+    Planted(
+        "the Secret mounted with the default mode (0644: anyone in the container reads it)",
+        shop(
+            volumes=f"[{CONFIG_VOLUME}, {{'name': 'token', 'secret': {{'secretName': 'shop-token'}}}}]"
+        ),
+        {"test_token_mounted": 1},
     ),
 ]

@@ -142,6 +142,49 @@ def test_wait_is_kubectl_wait(ns: str) -> None:
     assert k8s.wait("pod/web", "Ready", ns).status["phase"] == "Running"
 
 
+def test_annotate_is_kubectl_annotate_overwrite(ns: str) -> None:
+    run(documented_command(k8s.annotate, TARGET="pod/web", NS=ns, **{"KEY=VALUE": "course/by=cli"}))
+    assert k8s.get("pod/web", ns).metadata["annotations"]["course/by"] == "cli"
+    k8s.annotate("pod/web", {"course/by": "helper"}, ns)  # --overwrite: no conflict
+    by_kubectl = json.loads(run(["kubectl", "get", "pod/web", "-n", ns, "-o", "json"]))
+    assert by_kubectl["metadata"]["annotations"]["course/by"] == "helper"
+    k8s.annotate("pod/web", {"course/by": None}, ns)
+    assert "course/by" not in (k8s.get("pod/web", ns).metadata.get("annotations") or {})
+
+
+def test_evict_is_the_eviction_drain_sends(ns: str, tmp_path: Path) -> None:
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+    }
+    k8s.apply(budget, ns)
+    k8s.wait("pdb/web", "{.status.expectedPods}=1", ns)
+    eviction = tmp_path / "eviction.json"
+    eviction.write_text(
+        json.dumps(
+            {
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": "web", "namespace": ns},
+            }
+        )
+    )
+    argv = documented_command(k8s.evict, **{"eviction.json": str(eviction)})
+    argv = [word.replace("/NS/", f"/{ns}/").replace("/POD/", "/web/") for word in argv]
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and "disruption budget" in refused.stderr, refused.stderr
+    assert k8s.evict("web", ns) is False, "the budget keeps the only web pod"
+    spare = {**WEB_POD, "metadata": {"name": "spare", "labels": {"app": "spare"}}}
+    k8s.apply(spare, ns)
+    k8s.wait("pod/spare", "Ready", ns)
+    assert k8s.evict("spare", ns) is True, "no budget covers spare"
+    k8s.wait("pod/spare", "deleted", ns)
+    k8s.delete("pdb/web", ns)
+    assert k8s.exists("pod/web", ns)
+
+
 def test_scale_history_and_undo_are_kubectl_rollout(ns: str) -> None:
     deployment = {
         "apiVersion": "apps/v1",

@@ -324,6 +324,22 @@ def apply(manifest: Manifest, ns: str | None = None, *, dry_run: bool = False) -
 # --- get, list, delete ----------------------------------------------------------------------
 
 
+def annotate(target: str, annotations: Mapping[str, str | None], ns: str | None = None) -> Object:
+    """Set annotations on an object, replacing any with the same key (``None`` removes one).
+    Any change to a pod also makes its kubelet sync it at once.
+
+    CLI: ``kubectl annotate --overwrite TARGET KEY=VALUE -n NS`` (``KEY-`` removes it)
+    """
+    request(
+        "PATCH",
+        object_path(target, ns),
+        body={"metadata": {"annotations": dict(annotations)}},
+        content_type="application/merge-patch+json",
+        what=f"annotating {target}",
+    )
+    return get(target, ns)
+
+
 def get(target: str, ns: str | None = None) -> Object:
     """One object, e.g. ``get("deploy/web", ns)``.  CLI: ``kubectl get deploy/web -n NS -o json``"""
     found = find(target, ns)

@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes.stream import stream as k8s_stream
 
-from .._errors import WaitTimeout
+from .._errors import KubernetesError, WaitTimeout
 from .._output import Table
 from .._types import ExecResult
 from . import status
@@ -158,3 +158,36 @@ def exec(
             output=stdout + stderr,
         )
     return ExecResult(argv, int(code if code is not None else -1), stdout, stderr)
+
+
+def evict(pod: str, ns: str | None = None) -> bool:
+    """Ask the API server to evict a pod, as ``kubectl drain`` does for every pod of a node.
+    Unlike a delete, an eviction is refused while it would take more pods down than a
+    PodDisruptionBudget allows. Returns True when the pod is being evicted, False when a budget
+    refused it (the API server's reason is printed; drain waits 5 s and asks again).
+
+    CLI: ``kubectl create --raw /api/v1/namespaces/NS/pods/POD/eviction -f eviction.json``
+    (``kubectl drain NODE`` sends one for each pod on NODE)
+    """
+    name = _pod_name(pod)
+    where = _namespace(ns)
+    eviction = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": name, "namespace": where},
+    }
+    try:
+        request(
+            "POST",
+            f"/api/v1/namespaces/{where}/pods/{name}/eviction",
+            body=eviction,
+            what=f"evicting pod/{name}",
+        )
+    except KubernetesError as error:
+        if "disruption budget" not in str(error):
+            raise
+        reason = error.message.split("HTTP 429. ", 1)[-1]
+        print(f"✗ pod/{name} not evicted (429 Too Many Requests): {reason}")
+        return False
+    print(f"✓ pod/{name} evicted")
+    return True
