@@ -162,10 +162,29 @@ def test_every_submission_is_graded_and_only_switched_off_checks_are_flagged(gra
     assert run.exit_code == (3 if expected else 0)
 
 
+def why(graded: Any, name: str, tests: Any) -> str:
+    """What the named test cells of a submission printed as their error, from its autograded
+    notebook: a failure in CI says why without the run's folder."""
+    student = graded["students"][name]
+    folder = graded["root"] / "autograded" / student / graded["assignment"]
+    said = []
+    for path in _notebooks(folder):
+        for cell in nbformat.read(path, as_version=4).cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            for output in cell.get("outputs", []) if grade_id in tests else []:
+                if output.get("output_type") == "error":
+                    said.append(f"{grade_id}: {output['ename']}: {output['evalue'][:400]}")
+    return "\n".join(said) or "(no error output)"
+
+
 def test_solution_scores_full_marks(graded: Any) -> None:
     solution = graded["solution"]
     assert solution["max_score"] > 0
-    assert solution["score"] == solution["max_score"], solution["tests"]
+    failed = [test for test, score in solution["tests"].items() if score == 0]
+    assert solution["score"] == solution["max_score"], (
+        solution["tests"],
+        why(graded, "solution", failed),
+    )
 
 
 def test_blank_release_scores_zero(graded: Any) -> None:
@@ -192,7 +211,8 @@ def test_each_planted_wrong_answer_loses_exactly_its_points(graded: Any) -> None
         for planted in group:
             caught = {test: lost.pop(test, 0) for test in planted.loses}
             assert caught == planted.loses, (
-                f"{planted.name!r}: lost {caught}, expected {planted.loses}"
+                f"{planted.name!r}: lost {caught}, expected {planted.loses}; its tests said: "
+                + why(graded, planted.name, planted.loses)
             )
         assert not lost, f"{[p.name for p in group]}: also lost {lost}, which none should"
 
