@@ -467,12 +467,12 @@ PLANTED["04-deployments"] = [
     Planted(
         "a selector that also takes the admin pods",
         {"answer_service": SERVICE.format(selector="{'tier': 'web'}", port=80)},
-        {"test_service_endpoints": 1, "test_service_answers": 1},
+        {"test_service_valid": 1, "test_service_endpoints": 1, "test_service_answers": 1},
     ),
     Planted(
         "the right pods, the wrong target port",
         {"answer_service": SERVICE.format(selector="{'app': 'shop'}", port=8080)},
-        {"test_service_answers": 1},
+        {"test_service_valid": 1, "test_service_answers": 1},
     ),
     Planted(
         "a request one replica too small",
@@ -596,7 +596,15 @@ PLANTED["05-rolling-updates"] = [
     Planted(
         "two extra pods allowed",
         {"answer_strategy": "def strategy():\n    return {'maxSurge': 2, 'maxUnavailable': 0}"},
-        {"test_strategy_holds": 1},
+        {"test_strategy_shape": 1, "test_strategy_holds": 1},
+    ),
+    Planted(
+        "25% of each: maxSurge rounds up to 2 extra pods",
+        {
+            "answer_strategy": "def strategy():\n"
+            "    return {'maxSurge': '25%', 'maxUnavailable': '25%'}"
+        },
+        {"test_strategy_shape": 1, "test_strategy_holds": 1},
     ),
     Planted(
         "set the image back instead of rolling back",
@@ -785,7 +793,7 @@ PLANTED["06-volumes"] = [
     Planted(
         "a volume of 2Gi that is deleted with its claim: it binds, but is not what was asked",
         {"answer_volume": WRONG_VOLUME},
-        {"test_claim_bound": 1},
+        {"test_manifests_valid": 1, "test_claim_bound": 1},
     ),
     Planted(
         "the page written at every start into an emptyDir, the claim mounted as a decoy",
@@ -805,12 +813,17 @@ PLANTED["06-volumes"] = [
             # The page pod can never start: a short wait keeps this run short.
             "answer_page_pod": PAGE_POD_ON_THE_CLAIM,
         },
-        {"test_claim_bound": 1, "test_page_served": 1, "test_page_persists": 1},
+        {
+            "test_manifests_valid": 1,
+            "test_claim_bound": 1,
+            "test_page_served": 1,
+            "test_page_persists": 1,
+        },
     ),
     Planted(
         "a claim with no class, while no volume without a class exists",
         {"answer_volume": CLAIM % ("", "ReadWriteOnce")},
-        {"test_claim_bound": 1},
+        {"test_manifests_valid": 1, "test_claim_bound": 1},
     ),
     Planted(
         "the page written to an emptyDir",
