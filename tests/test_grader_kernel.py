@@ -296,6 +296,33 @@ def test_a_function_runs_in_its_own_process_and_returns_plain_data(functions: An
     assert space["double"](3)["pid"] == result["pid"], "one process serves the test's calls"
 
 
+def test_a_kubeconfig_under_tmp_reaches_the_function_as_a_copy(
+    functions: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process gets a /tmp of its own: a kubeconfig there (a grading outside the sandbox)
+    would be gone. It travels as a copy in the process's /tmp; one elsewhere stays where it is."""
+    install, _ = functions
+    answer = "import os\ndef config():\n    return [os.environ['KUBECONFIG'], open(os.environ['KUBECONFIG']).read()]\n"
+    with tempfile.TemporaryDirectory(prefix="course-grading-", dir="/tmp") as work:
+        under_tmp = Path(work) / "0001.kubeconfig"
+        under_tmp.write_text("clusters: []  # under /tmp\n")
+        monkeypatch.setenv("KUBECONFIG", str(under_tmp))
+        assert install(answer, "config()")["config"]() == [
+            "/tmp/kubeconfig",
+            "clusters: []  # under /tmp\n",
+        ]
+    arm.close_all()
+    with tempfile.TemporaryDirectory(prefix="course-run-", dir="/var/tmp") as run:
+        elsewhere = Path(run) / "kubeconfig"
+        elsewhere.write_text("clusters: []  # elsewhere\n")
+        monkeypatch.setenv("KUBECONFIG", str(elsewhere))
+        assert install(answer, "config()")["config"]() == [
+            str(elsewhere),
+            "clusters: []  # elsewhere\n",
+        ]
+        arm.close_all()
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

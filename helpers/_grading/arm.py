@@ -94,6 +94,22 @@ def _kept_under_tmp(scratch: Path) -> list[str]:
     return kept
 
 
+def _environment(scratch: Path) -> dict[str, str]:
+    """This kernel's environment for the process, with a kubeconfig under /tmp copied into the
+    process's own /tmp (``scratch``), which replaces /tmp there: without the copy, a kernel run
+    outside the sandbox (whose kubeconfig is the grading's, under /tmp) gives the student's
+    functions no cluster."""
+    env = dict(os.environ)
+    config = env.get("KUBECONFIG", "")
+    if config and os.pathsep not in config and Path(config).resolve().is_relative_to("/tmp"):
+        with contextlib.suppress(OSError):
+            copy = scratch / "kubeconfig"
+            shutil.copyfile(config, copy)
+            os.chmod(copy, 0o600)
+            env["KUBECONFIG"] = "/tmp/kubeconfig"
+    return env
+
+
 class Process:
     """The throwaway process of one test cell, started at its first call."""
 
@@ -121,6 +137,7 @@ class Process:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 cwd=str(scratch),
+                env=_environment(scratch),
                 start_new_session=True,
             )
         assert self.popen.stdin is not None
