@@ -156,6 +156,7 @@ def test_validator_passes_the_source(graded: Any) -> None:
 
 def test_every_submission_is_graded_and_only_switched_off_checks_are_flagged(graded: Any) -> None:
     run, students = graded["run"], graded["students"]
+    assert run.sandboxed, "the class was graded without the sandbox (bwrap's probe failed)"
     assert all(outcome.graded for outcome in run.outcomes), run
     expected = {students[p.name] for p in PLANTED[graded["assignment"]] if p.flagged}
     flagged = {outcome.student for outcome in run.outcomes if outcome.flags}

@@ -41,6 +41,21 @@ def connection_file(folder: Path, transport: str = "ipc") -> Path:
 # --- the launcher ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("failures", "expected"), [(0, True), (2, True), (3, False)])
+def test_one_failed_probe_does_not_grade_a_class_without_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch, failures: int, expected: bool
+) -> None:
+    """bwrap's probe is asked again before a run goes without the sandbox (a probe that failed
+    once, on a busy machine, graded a whole run unsandboxed)."""
+    answers = iter([1] * failures + [0] * 3)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(
+        subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(args, next(answers))
+    )
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    assert sandbox.available() is expected
+
+
 def test_a_kernel_gets_its_own_folders_on_top_of_the_shared_plan(tmp_path: Path) -> None:
     connection = connection_file(tmp_path)
     args = enter_sandbox.command(PLAN, str(connection), "/work/ann", {}, "/copies/k1/work")

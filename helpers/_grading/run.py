@@ -50,6 +50,7 @@ class ClassRun:
     csv: Path | None = None
     jobs: int = 1
     interrupted: bool = False
+    sandboxed: bool = False  # the notebooks ran in the sandbox (sandbox.py)
 
     def __getitem__(self, key: str) -> Outcome:
         return next(o for o in self.outcomes if o.key == key)
@@ -231,7 +232,10 @@ def _grade(
     known = {name: course.source(root, name) for name in course.assignments(root)}
     state = gradebook.State(root)
     run = ClassRun(
-        [], jobs=jobs, due=regrade.due(root, found, known, state, force or bool(students))
+        [],
+        jobs=jobs,
+        due=regrade.due(root, found, known, state, force or bool(students)),
+        sandboxed=sandboxed,
     )
     due = [s for s in found if s.key in run.due]
     unchanged = [s for s in found if s.key not in run.due]
