@@ -22,7 +22,7 @@ from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import output_from_msg
 from nbgrader.preprocessors import Execute
-from traitlets import Dict, Integer, Unicode
+from traitlets import Bool, Dict, Integer, Unicode
 
 from .grader_kernel import GraderKernel, output_size
 
@@ -56,6 +56,9 @@ class CappedExecute(GraderKernel, Execute):  # type: ignore[misc]  # nbgrader is
     rerun_env = Dict({}, help="Added to the grader's kernel's environment (the student).").tag(
         config=True
     )
+    rerun_sandboxed = Bool(
+        False, help="The grader's kernel must be in the sandbox (its setup checks it)."
+    ).tag(config=True)
     rerun_record = Unicode(
         "", help="Where to add the tests the grader's kernel could not run (for the flag)."
     ).tag(config=True)

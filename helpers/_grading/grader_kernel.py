@@ -43,6 +43,7 @@ class GraderKernel:
     reruns: dict[str, Any]
     rerun_folder: str
     rerun_env: dict[str, str]
+    rerun_sandboxed: bool
     rerun_record: str
     handover_timeout: int
     kc: Any
@@ -227,7 +228,8 @@ class GraderKernel:
                 "GraderKernelNotReady", self._checker_problem, grader_side=True
             ) from None
         try:
-            await self._in_checker(_HARDEN + setup, "the grader's setup")
+            first = _HARDEN + (_IN_SANDBOX if self.rerun_sandboxed else "")
+            await self._in_checker(first + setup, "the grader's setup")
         except _RerunFailed as failure:
             self._checker_problem = f"the grader's kernel could not be set up: {failure.summary}"
             failure.grader_side = True
@@ -262,6 +264,12 @@ class GraderKernel:
 
 
 _HARDEN = "__import__('helpers._grading.arm', fromlist=['arm']).harden()\n"
+# A run in the sandbox whose grader's kernel is not in it (its environment would be the worker's)
+# stops at its setup: the grade is flagged, never given by an unconfined kernel.
+_IN_SANDBOX = (
+    "assert __import__('os').environ.get('COURSE_SANDBOX') == '1', "
+    "'the grader\\'s kernel is not in the sandbox'\n"
+)
 _CLOSE = (
     "__import__('helpers._grading.arm', fromlist=['arm']).close_all()\n"
     "for __name in {names!r}:\n    globals().pop(__name, None)\ndel __name"

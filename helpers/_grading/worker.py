@@ -206,6 +206,7 @@ def grade(job: dict[str, Any], containment: Containment | None = None) -> dict[s
             root, student, job.get("kubeconfig"), job.get("namespaces") or {}, notes
         )
         extra.Execute.kernel_name = sandbox.KERNEL_NAME
+        extra.CappedExecute.rerun_sandboxed = True
         os.environ["JUPYTER_PATH"] = os.pathsep.join(
             [str(root / "jupyter"), *filter(None, [os.environ.get("JUPYTER_PATH")])]
         )
