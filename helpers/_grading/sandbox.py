@@ -64,7 +64,8 @@ def available(attempts: int = 3) -> bool:
         )
         if probe.returncode == 0:
             return True
-        time.sleep(0.5 * (attempt + 1))
+        if attempt + 1 < attempts:
+            time.sleep(0.5 * (attempt + 1))
     return False
 
 
