@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 COURSE_CACHE ?= $(HOME)/.cache/cloud-native-course
 LOCAL_KUBECONFIG := /var/lib/cloud-native-course/kubeconfig
 LOCAL_BIN := $(shell bash -c 'source cluster/local/versions.sh && echo $$BIN_DIR')
+HELM_BIN_DIR := $(shell bash -c 'source cluster/local/versions.sh && dirname $$HELM_BIN')
 
 # Which cluster: kind where kind is installed, else the local one (Linux as root), else the
 # current kubeconfig context. Override with CLUSTER=kind|local|kubeconfig.
@@ -28,10 +29,11 @@ endif
 ifeq ($(CLUSTER),kind)
   export KUBECONFIG := $(or $(KUBECONFIG),$(HOME)/.kube/config)
 endif
-# nbgrader shells out to alembic, and the local cluster's kubectl matches its API server.
-export PATH := $(CURDIR)/$(VENV)/bin:$(LOCAL_BIN):$(PATH)
+# nbgrader shells out to alembic, the local cluster's kubectl matches its API server, and helm
+# is the one cluster/tools.sh builds.
+export PATH := $(CURDIR)/$(VENV)/bin:$(LOCAL_BIN):$(HELM_BIN_DIR):$(PATH)
 ifeq ($(CLUSTER),kind)
-  # kind as cluster/kind/tools.sh builds it, where none is installed; on a machine whose root
+  # kind as cluster/tools.sh builds it, where none is installed; on a machine whose root
   # lacks a capability (CI), Docker through cluster/kind/docker-shim (see its comments)
   KIND_BIN := $(shell bash -c 'source cluster/local/versions.sh && source cluster/kind/versions.sh && echo $$KIND_BIN_DIR')
   export PATH := $(PATH):$(KIND_BIN)
@@ -71,12 +73,15 @@ images: setup docker ## build the course images and load them into the cluster
 cluster: setup docker ## start the cluster (CLUSTER=kind|local|kubeconfig), then load the images
 ifeq ($(CLUSTER),kind)
 	@bash cluster/kind.sh up
+	@bash cluster/registry.sh up kind
 else ifeq ($(CLUSTER),local)
 	@bash cluster/local/up.sh
+	@bash cluster/registry.sh up local
 else
 	@kubectl version >/dev/null && echo " ✓ the current kubeconfig context answers" || \
 	  { echo " ✗ the current kubeconfig context does not answer"; exit 1; }
 endif
+	@bash cluster/tools.sh helm
 	@$(MAKE) --no-print-directory images
 
 cluster-down: ## stop and delete the cluster
@@ -85,6 +90,7 @@ ifeq ($(CLUSTER),kind)
 else ifeq ($(CLUSTER),local)
 	@bash cluster/local/down.sh
 endif
+	@bash cluster/registry.sh down
 
 cluster-status: ## show the cluster's nodes and control-plane health
 ifeq ($(CLUSTER),kind)
@@ -128,7 +134,7 @@ KIND_TESTS := tests/test_kind.py tests/test_cluster.py tests/test_addons.py test
               tests/test_grading.py -k 'not (test_notebooks or test_grading) or 03-pods'
 
 test-kind: setup docker ## a two-node kind cluster from a node image built here: cluster tests, lesson and grading of 03
-	@bash cluster/kind/tools.sh kind
+	@bash cluster/tools.sh kind
 	@$(MAKE) --no-print-directory CLUSTER=kind KUBECONFIG=$(KIND_TEST_KUBECONFIG) \
 	  COURSE_KIND_CLUSTER=$(KIND_TEST_CLUSTER) KIND_NODE_IMAGE=$(KIND_TEST_IMAGE) _test-kind
 

@@ -20,10 +20,10 @@ source "$repo/cluster/kind/versions.sh"
 # shellcheck source=cluster/addons/common.sh
 source "$repo/cluster/addons/common.sh"
 RUN_LOG=${TMPDIR:-/tmp}/cloud-native-course-kind.log
-# kind on PATH, else the one cluster/kind/tools.sh built (needed offline, where the node image is built)
+# kind on PATH, else the one cluster/tools.sh built (needed offline, where the node image is built)
 if ! command -v kind >/dev/null && [ -x "$KIND_BIN_DIR/kind" ]; then PATH=$KIND_BIN_DIR:$PATH; fi
 if ! command -v kind >/dev/null && [ -n "${KIND_NODE_IMAGE:-}" ] && command -v go >/dev/null; then
-  bash "$repo/cluster/kind/tools.sh" kind
+  bash "$repo/cluster/tools.sh" kind
   PATH=$KIND_BIN_DIR:$PATH
 fi
 command -v kind >/dev/null || fail "kind is not installed: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (or use the conda environment)"

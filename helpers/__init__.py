@@ -9,11 +9,11 @@
     helpers.fetch("http://127.0.0.1:8080/")
 
 Modules: ``docker`` (one function per docker command), ``k8s`` (one function per kubectl verb,
-each naming its REST request), ``check`` (grading checks that explain failures), ``errors`` (one
-tree of errors, each with a hint). Everything else in this package is private machinery.
+each naming its REST request), ``helm`` (one function per helm command), ``check`` (grading
+checks that explain failures), ``errors`` (one tree of errors, each with a hint). Everything else in this package is private machinery.
 """
 
-from . import check, docker, errors, k8s
+from . import check, docker, errors, helm, k8s
 from ._doctor import doctor
 from ._http import fetch, free_port
 from ._identity import Chapter
@@ -36,6 +36,7 @@ __all__ = [
     "errors",
     "fetch",
     "free_port",
+    "helm",
     "k8s",
     "predict",
     "setup",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the cluster add-on images from sources fetched through the Go module proxy:
 #
-#   bash cluster/addons/build.sh coredns metrics-server local-path-provisioner
+#   bash cluster/addons/build.sh coredns metrics-server local-path-provisioner registry
 #
 # Each binary is built once and cached under $COURSE_CACHE/addons/, keyed by version and
 # architecture (for the Docker engine's architecture, which is the cluster's: kind on an arm64
@@ -31,7 +31,10 @@ describe() { # NAME
     local-path-provisioner)
       module=github.com/rancher/local-path-provisioner version=$LOCAL_PATH_VERSION pkg=$module
       image=$LOCAL_PATH_IMAGE stamp="-X main.VERSION=$version" ;;
-    *) fail "unknown add-on '$1' (known: coredns metrics-server local-path-provisioner)" ;;
+    registry)
+      module=github.com/distribution/distribution/v3 version=$REGISTRY_VERSION pkg=$module/cmd/registry
+      image=$REGISTRY_IMAGE stamp="-X $module/version.version=$version" ;;
+    *) fail "unknown add-on '$1' (known: coredns metrics-server local-path-provisioner registry)" ;;
   esac
 }
 
@@ -73,12 +76,12 @@ build_binary() { # NAME: $CACHE_DIR/addons/NAME-VERSION-linux-ARCH/NAME
 build_image() { # NAME: the image, FROM scratch with the cached binary
   local name=$1 context
   context=$(mktemp -d)
-  cp "$binary" "$repo/images/$name/"* "$context/"
+  cp -r "$binary" "$repo/images/$name/"* "$context/"
   run docker_build "$image" "$context"
   rm -rf "$context"
 }
 
-[ $# -gt 0 ] || fail "usage: $0 coredns|metrics-server|local-path-provisioner..."
+[ $# -gt 0 ] || fail "usage: $0 coredns|metrics-server|local-path-provisioner|registry..."
 GOARCH=$(docker version --format '{{.Server.Arch}}' 2>/dev/null) ||
   fail "no Docker engine answers (make docker starts one on Linux as root)"
 export GOOS=linux GOARCH CGO_ENABLED=0 GOFLAGS=-mod=mod GOMODCACHE GOCACHE

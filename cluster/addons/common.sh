@@ -12,10 +12,13 @@ METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.9.0}
 # kind 0.33 ships v0.0.34, which the Go module proxy does not serve (v0.0.31-v0.0.34 are either
 # missing or absent from the checksum database); v0.0.30 is the newest that verifies.
 LOCAL_PATH_VERSION=${LOCAL_PATH_VERSION:-v0.0.30}
+# The OCI registry for charts and images (cluster/registry.sh), distribution's v3 line.
+REGISTRY_VERSION=${REGISTRY_VERSION:-v3.1.2}
 
 COREDNS_IMAGE=course/coredns:$COREDNS_VERSION
 METRICS_SERVER_IMAGE=course/metrics-server:$METRICS_SERVER_VERSION
 LOCAL_PATH_IMAGE=course/local-path-provisioner:$LOCAL_PATH_VERSION
+REGISTRY_IMAGE=course/registry:$REGISTRY_VERSION
 # The helper pod only runs sh, mkdir and rm: the course's own base has them.
 LOCAL_PATH_HELPER_IMAGE=busybox:1.35
 

@@ -52,7 +52,7 @@ image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null; }
 # --- the inputs: binaries and add-on images the course already builds ---------------------------
 bash "$repo/cluster/local/build.sh"
 bash "$repo/cluster/addons/build.sh" coredns local-path-provisioner
-bash "$here/tools.sh" crictl
+bash "$here/../tools.sh" crictl
 crictl=$KIND_WORK_DIR/tools/crictl-$CRICTL_VERSION/crictl
 if ! image_id busybox:1.35 >/dev/null; then # the course's offline base, as `make images` builds it
   step "Building busybox:1.35 from Debian's static /bin/busybox"

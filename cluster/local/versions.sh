@@ -24,3 +24,6 @@ VOLUMES_DIR=$STATE_DIR/volumes
 # of SERVICE_CIDR that the API server never hands out on its own.
 CLUSTER_DNS_IP=10.0.0.10
 CLUSTER_DOMAIN=cluster.local
+# Helm for chapter 07, built from the Go module proxy (cluster/tools.sh helm) for either cluster.
+HELM_VERSION=${HELM_VERSION:-v4.3.2}
+HELM_BIN=$CACHE_DIR/helm-$HELM_VERSION/bin/helm

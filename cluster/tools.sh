@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# Builds the Go programs of the kind side from the Go module proxy, each once, cached by version:
+# Builds the course's Go programs from the Go module proxy, each once, cached by version:
 #
-#   bash cluster/kind/tools.sh kind      kind itself        -> $CACHE_DIR/kind-VERSION/bin/kind
-#   bash cluster/kind/tools.sh crictl    for the node image -> $KIND_WORK_DIR/tools/crictl-VERSION/crictl
-#   bash cluster/kind/tools.sh flanneld  for the node image -> $KIND_WORK_DIR/tools/flanneld-VERSION/flanneld
+#   bash cluster/tools.sh helm      Helm, for chapter 07     -> $CACHE_DIR/helm-VERSION/bin/helm
+#   bash cluster/tools.sh kind      kind itself              -> $CACHE_DIR/kind-VERSION/bin/kind
+#   bash cluster/tools.sh crictl    for kind's node image    -> $KIND_WORK_DIR/tools/crictl-VERSION/crictl
+#   bash cluster/tools.sh flanneld  for kind's node image    -> $KIND_WORK_DIR/tools/flanneld-VERSION/flanneld
 #
-# Each is `go install MODULE@VERSION`, the ordinary way (none of the three has replace lines),
-# with the release's version stamped in. Prints nothing but the step lines; the path is above.
+# Each is `go install MODULE@VERSION`, the ordinary way (none of them has replace lines), with the
+# release's version stamped in. Prints nothing but the step lines; the path is above.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
+repo=$(cd "$here/.." && pwd)
 # shellcheck source=cluster/local/versions.sh
 source "$repo/cluster/local/versions.sh"
 # shellcheck source=cluster/kind/versions.sh
-source "$here/versions.sh"
+source "$repo/cluster/kind/versions.sh"
 # shellcheck source=cluster/lib.sh
 source "$repo/cluster/lib.sh"
 RUN_LOG=$CACHE_DIR/kind-tools-build.log
 
 describe() { # NAME: module, version, package, output path and version stamp
   case $1 in
+    helm)
+      module=helm.sh/helm/v4 version=$HELM_VERSION pkg=$module/cmd/helm out=$HELM_BIN
+      stamp="-X helm.sh/helm/v4/internal/version.version=$version" ;;
     kind)
       module=sigs.k8s.io/kind version=$KIND_VERSION pkg=$module out=$KIND_BIN_DIR/kind stamp= ;;
     crictl)
@@ -30,7 +34,7 @@ describe() { # NAME: module, version, package, output path and version stamp
       module=github.com/flannel-io/flannel version=$FLANNEL_VERSION pkg=$module
       out=$KIND_WORK_DIR/tools/flanneld-$version/flanneld
       stamp="-X github.com/flannel-io/flannel/pkg/version.Version=$version" ;;
-    *) fail "unknown tool '$1' (known: kind crictl flanneld)" ;;
+    *) fail "unknown tool '$1' (known: helm kind crictl flanneld)" ;;
   esac
 }
 
@@ -40,7 +44,7 @@ install_tool() { # NAME
     ok "$1 $version (cached in $(dirname "$out"))"
     return 0
   fi
-  command -v go >/dev/null || fail "Go is needed to build $1 (apt-get install golang, or https://go.dev/dl); or install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+  command -v go >/dev/null || fail "Go is needed to build $1 (apt-get install golang, or https://go.dev/dl); or install it from its release page"
   step "Building $1 $version from the Go module proxy (once; cached in $(dirname "$out"))"
   local gobin
   gobin=$(mktemp -d)
@@ -52,7 +56,7 @@ install_tool() { # NAME
   ok "$1 $version built"
 }
 
-[ $# -gt 0 ] || fail "usage: $0 kind|crictl|flanneld..."
+[ $# -gt 0 ] || fail "usage: $0 helm|kind|crictl|flanneld..."
 export GOTOOLCHAIN=local GOMODCACHE GOCACHE GOFLAGS=-mod=mod CGO_ENABLED=0
 mkdir -p "$CACHE_DIR"
 for tool in "$@"; do install_tool "$tool"; done
