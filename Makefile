@@ -129,18 +129,20 @@ test: lint cluster ## the whole suite, exactly what CI runs
 KIND_TEST_CLUSTER := cloud-native-course-test
 KIND_TEST_KUBECONFIG := $(COURSE_CACHE)/kind.kubeconfig
 KIND_TEST_IMAGE := course/kind-node:$(shell bash -c 'source cluster/local/versions.sh && echo $$K8S_VERSION')
-# the cluster tests, then lesson 03 and chapter 03's grading round trip; local-only tests skip
+# the cluster tests, then lessons 03 and 07 and their grading round trips (07: the registry as
+# kind's nodes reach it); local-only tests skip
 KIND_TESTS := tests/test_kind.py tests/test_cluster.py tests/test_addons.py tests/test_notebooks.py \
-              tests/test_grading.py -k 'not (test_notebooks or test_grading) or 03-pods'
+              tests/test_grading.py -k 'not (test_notebooks or test_grading) or 03-pods or 07-helm'
 
-test-kind: setup docker ## a two-node kind cluster from a node image built here: cluster tests, lesson and grading of 03
+test-kind: setup docker ## a two-node kind cluster from a node image built here: cluster tests, lessons and grading of 03 and 07
 	@bash cluster/tools.sh kind
 	@$(MAKE) --no-print-directory CLUSTER=kind KUBECONFIG=$(KIND_TEST_KUBECONFIG) \
 	  COURSE_KIND_CLUSTER=$(KIND_TEST_CLUSTER) KIND_NODE_IMAGE=$(KIND_TEST_IMAGE) _test-kind
 
 _test-kind:
 	@started=$$SECONDS; bash cluster/kind.sh down >/dev/null; rc=0; \
-	{ bash cluster/kind.sh up && $(PY) -m helpers images --load && \
+	{ bash cluster/kind.sh up && bash cluster/registry.sh up kind && bash cluster/tools.sh helm && \
+	  $(PY) -m helpers images --load && \
 	  $(PY) -m pytest -q -ra --durations=10 $(KIND_TESTS); } || rc=$$?; \
 	bash cluster/kind.sh down; \
 	echo " $$( [ $$rc = 0 ] && echo ✓ || echo ✗ ) make test-kind: exit $$rc after $$((SECONDS - started)) s"; exit $$rc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import shutil
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -134,6 +135,41 @@ def _tools() -> list[Finding]:
     return findings
 
 
+def _helm() -> list[Finding]:
+    """Helm and the course's registry: what chapter 7 needs."""
+    from . import helm
+
+    try:
+        found = helm.run("version", "--short", show=False).strip()
+        where = f"{found} ({helm.binary()})"
+        result = "pass" if found.startswith(helm.VERSION) else "warn"
+    except CourseError:
+        found, where, result = "", "not found", "warn"
+    findings = [
+        Finding(
+            "Helm",
+            result,
+            where,
+            "" if result == "pass" else f"make cluster (it builds Helm {helm.VERSION})",
+        )
+    ]
+    try:
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+        with direct.open(f"http://{helm.REGISTRY}/v2/", timeout=3) as answer:
+            registry = answer.status == 200
+    except OSError:
+        registry = False
+    findings.append(
+        Finding(
+            f"Chart and image registry ({helm.REGISTRY})",
+            "pass" if registry else "warn",
+            "answers" if registry else "not running: helm push and oci:// installs fail",
+            "" if registry else "make cluster (it starts the registry: cluster/registry.sh)",
+        )
+    )
+    return findings
+
+
 def _addons() -> list[Finding]:
     """Cluster DNS, resource metrics and the default StorageClass: what chapters 4 to 6 need."""
     dns = get_or_none("/apis/apps/v1/namespaces/kube-system/deployments/coredns")
@@ -245,7 +281,7 @@ def doctor(*, cluster: bool = True) -> Report:
         _tools,
     ]
     if cluster:
-        sections.append(_cluster)
+        sections += [_cluster, _helm]
     findings: list[Finding] = []
     for section in sections:
         try:

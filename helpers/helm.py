@@ -38,8 +38,10 @@ import yaml
 from ._cluster import kubeconfig_path
 from ._errors import CommandFailed, CourseError
 from ._identity import chapter
+from ._output import Table
 
 REGISTRY = "localhost:5001"
+REGISTRY_ENDPOINT = ("127.0.0.1", 5001)  # what a sandboxed notebook's relay lets through
 VERSION = "v4.3.2"
 # Where cluster/tools.sh leaves the binary (the sandbox shows it at SANDBOX_BINARY).
 CACHED_BINARY = Path.home() / f".cache/cloud-native-course/helm-{VERSION}/bin/helm"
@@ -118,7 +120,7 @@ def run(*args: str, ns: str | None = None, show: bool = True, timeout: float = 3
 def _hint(stderr: str) -> str | None:
     """The next step for the errors learners meet most."""
     known = {
-        "cannot re-use a name that is still in use": "The release exists: use helm.upgrade(...), "
+        "cannot reuse a name that is still in use": "The release exists: use helm.upgrade(...), "
         "or helm.uninstall(...) first.",
         "has no deployed releases": "The release never installed cleanly: helm.uninstall(...) it, "
         "then install again.",
@@ -131,6 +133,9 @@ def _hint(stderr: str) -> str | None:
         "cluster up? Run `make cluster`.",
         "invalid ownership metadata": "An object of that name exists and Helm did not make it: "
         "delete it, or install with --take-ownership.",
+        "conflict occurred while applying": "A field was changed outside Helm (kubectl scale, "
+        "edit, apply), so that manager owns it now. Give the value to Helm (--set, a values "
+        "file) and let Helm take it back: helm.run('upgrade', ..., '--force-conflicts').",
     }
     for needle, hint in known.items():
         if needle in stderr:
@@ -167,13 +172,16 @@ def template(
     values: str | Path | Values | None = None,
     set: Values | None = None,
     release: str = "web",
+    version: str | None = None,
     ns: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The objects the chart makes with these values, rendered here; nothing is sent.
+    """The objects the chart (a folder, a .tgz or an ``oci://`` reference) makes with these
+    values, rendered here; nothing is sent to the cluster.
 
     CLI: ``helm template web charts/web --namespace NS --set replicas=2``
     """
-    text = run("template", release, str(chart), *_value_flags(values, set), ns=_namespace(ns))
+    flags = [*_value_flags(values, set), *_chart_flags(chart, version)]
+    text = run("template", release, str(chart), *flags, ns=_namespace(ns))
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -200,8 +208,7 @@ def install(
 
     CLI: ``helm install web charts/web --namespace NS --set replicas=2 --wait --timeout 120s``
     """
-    chart_flags = _oci_flags(chart) + (["--version", version] if version else [])
-    flags = [*_value_flags(values, set), *chart_flags, *_wait(wait)]
+    flags = [*_value_flags(values, set), *_chart_flags(chart, version), *_wait(wait)]
     run("install", release, str(chart), *flags, ns=_namespace(ns))
     return status(release, ns=ns)
 
@@ -222,8 +229,7 @@ def upgrade(
 
     CLI: ``helm upgrade web charts/web --namespace NS --set image.tag=v2 --wait --timeout 120s``
     """
-    chart_flags = _oci_flags(chart) + (["--version", version] if version else [])
-    flags = [*_value_flags(values, set), *chart_flags, *_wait(wait)]
+    flags = [*_value_flags(values, set), *_chart_flags(chart, version), *_wait(wait)]
     if reuse_values:
         flags.append("--reuse-values")
     run("upgrade", release, str(chart), *flags, ns=_namespace(ns))
@@ -252,40 +258,32 @@ def uninstall(release: str, *, ns: str | None = None, keep_history: bool = False
 def status(release: str, *, ns: str | None = None) -> Release:
     """The release's current revision.
 
-    CLI: ``helm status web --namespace NS -o json``
+    CLI: ``helm status web --namespace NS -o json`` (the chart: ``helm history web``)
     """
     raw = json.loads(run("status", release, "-o", "json", ns=_namespace(ns), show=False))
-    metadata = raw.get("chart", {}).get("metadata", {})
     info = raw.get("info", {})
+    latest = history(release, ns=ns)[-1]  # status's JSON leaves out the chart
     return Release(
         name=raw["name"],
         namespace=raw.get("namespace", _namespace(ns)),
         revision=int(raw["version"]),
         status=str(info.get("status", "")),
-        chart=f"{metadata.get('name', '?')}-{metadata.get('version', '?')}",
-        app_version=str(metadata.get("appVersion", "")),
+        chart=str(latest["chart"]),
+        app_version=str(latest["app_version"]),
         description=str(info.get("description", "")),
         values=dict(raw.get("config") or {}),
     )
 
 
-def history(release: str, *, ns: str | None = None) -> list[dict[str, Any]]:
+def history(release: str, *, ns: str | None = None) -> Table:
     """Every revision Helm kept, oldest first: revision, status, chart, app_version,
-    description.
+    description (rows iterate as dicts).
 
     CLI: ``helm history web --namespace NS -o json``
     """
     rows = json.loads(run("history", release, "-o", "json", ns=_namespace(ns), show=False))
-    return [
-        {
-            "revision": int(row["revision"]),
-            "status": row.get("status", ""),
-            "chart": row.get("chart", ""),
-            "app_version": row.get("app_version", ""),
-            "description": row.get("description", ""),
-        }
-        for row in rows
-    ]
+    columns = ("revision", "status", "chart", "app_version", "description")
+    return Table(columns, [[row.get(column, "") for column in columns] for row in rows])
 
 
 def get_values(
@@ -301,12 +299,14 @@ def get_values(
     return dict(found or {})
 
 
-def releases(*, ns: str | None = None) -> list[dict[str, Any]]:
-    """The releases in a namespace, with every status (``helm list --all``).
+def releases(*, ns: str | None = None) -> Table:
+    """The releases in a namespace that are deployed, or failed: name, revision, status, chart.
 
-    CLI: ``helm list --all --namespace NS -o json``
+    CLI: ``helm list --namespace NS -o json``
     """
-    return list(json.loads(run("list", "--all", "-o", "json", ns=_namespace(ns), show=False)))
+    rows = json.loads(run("list", "-o", "json", ns=_namespace(ns), show=False))
+    columns = ("name", "revision", "status", "chart", "updated")
+    return Table(columns, [[row.get(column, "") for column in columns] for row in rows])
 
 
 def test(release: str, *, ns: str | None = None) -> str:
@@ -348,6 +348,10 @@ def push(package: str | Path, to: str | None = None) -> str:
 def _oci_flags(reference: str | Path) -> list[str]:
     # The course's registry speaks plain HTTP on 127.0.0.1, as a local one usually does.
     return ["--plain-http"] if str(reference).startswith(f"oci://{REGISTRY}") else []
+
+
+def _chart_flags(chart: str | Path, version: str | None) -> list[str]:
+    return _oci_flags(chart) + (["--version", version] if version else [])
 
 
 def create(name: str, *, folder: str | Path = ".") -> Path:

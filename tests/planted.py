@@ -3,7 +3,11 @@ points) it must lose. The nbgrader tests autograde every one of them."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+
+SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
 
 
 @dataclass(frozen=True)
@@ -879,5 +883,105 @@ PLANTED["06-volumes"] = [
             volumes=f"[{CONFIG_VOLUME}, {{'name': 'token', 'secret': {{'secretName': 'shop-token'}}}}]"
         ),
         {"test_token_mounted": 1},
+    ),
+]
+
+
+def solution_answer(assignment: str, grade_id: str) -> str:
+    """The solution's code of one answer cell, without nbgrader's solution markers: planted
+    answers that change one thing in a long answer start from it."""
+    notebook = json.loads((SOLUTIONS / assignment / f"{assignment}.ipynb").read_text())
+    for cell in notebook["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == grade_id:
+            lines = "".join(cell["source"]).splitlines()
+            return "\n".join(line for line in lines if "### " not in line)
+    raise KeyError(f"{assignment} has no answer cell {grade_id}")
+
+
+def chart(old: str = "", new: str = "") -> dict[str, str]:
+    """07's chart answer, with one piece of its text replaced (which must be there)."""
+    source = solution_answer("07-helm", "answer_chart")
+    assert old in source, f"the solution's chart has no {old!r}"
+    return {"answer_chart": source.replace(old, new, 1)}
+
+
+PLANTED["07-helm"] = [
+    Planted(
+        "the image tag written into the template: values.yaml has a knob that does nothing",
+        chart('image: "course/web:{{ .Values.image.tag }}"', "image: course/web:v1"),
+        {"test_chart_values": 2, "test_upgraded": 1},
+    ),
+    Planted(
+        "no readiness probe and no preStop pause: an upgrade safe only by luck",
+        chart(
+            "          readinessProbe:\n            httpGet:\n              path: /healthz\n"
+            "              port: 80\n            periodSeconds: 1\n          lifecycle:\n"
+            "            preStop:\n              sleep:\n                seconds: 3\n"
+        ),
+        {"test_upgrade_drops_nothing": 1},
+    ),
+    Planted(
+        "the objects applied with kubectl: no release for Helm to upgrade or roll back",
+        {
+            "answer_install": "shop_chart = write_chart(chart)\n"
+            "k8s.apply(helm.template(shop_chart, release='shop', set={'replicas': 3,"
+            " 'message': 'Opening soon'}), ns)\n"
+            "k8s.wait('deployment/shop', 'Complete', ns, timeout=90)"
+        },
+        {
+            "test_release_installed": 1,
+            "test_release_values": 1,
+            "test_upgraded": 1,
+            "test_upgrade_drops_nothing": 1,
+            "test_rolled_back": 1,
+            "test_rollback_history": 1,
+        },
+    ),
+    Planted(
+        "installed with the default replicas, then scaled by hand behind Helm's back (the next"
+        " upgrade and rollback then conflict with the hand-made change)",
+        {
+            "answer_install": "shop_chart = write_chart(chart)\n"
+            "helm.install('shop', shop_chart, set={'message': 'Opening soon'})\n"
+            "k8s.scale('shop', 3, ns)\n"
+            "k8s.wait('deployment/shop', 'Complete', ns, timeout=90)"
+        },
+        {
+            "test_release_values": 1,
+            "test_upgraded": 1,
+            "test_upgrade_drops_nothing": 1,
+            "test_rolled_back": 1,
+            "test_rollback_history": 1,
+        },
+    ),
+    Planted(
+        "upgraded without the release's values: the message and replicas fall back to defaults",
+        {"answer_upgrade": "helm.upgrade('shop', shop_chart, set={'image.tag': 'v2'})"},
+        {"test_upgraded": 1},
+    ),
+    Planted(
+        "a forward upgrade to the first revision's values instead of a rollback",
+        {
+            "answer_rollback": "helm.upgrade('shop', shop_chart, set={'image.tag': 'v1',"
+            " 'replicas': 3, 'message': 'Opening soon'})"
+        },
+        {"test_rollback_history": 1},
+    ),
+    Planted(
+        "rolled back to the previous revision, not the installed one",
+        {"answer_rollback": "helm.rollback('shop', helm.status('shop').revision - 1)"},
+        {"test_rolled_back": 1, "test_rollback_history": 1},
+    ),
+    Planted(
+        "the second release installed from the folder: nothing pushed",
+        {
+            "answer_registry": "helm.install('shop-registry', shop_chart, set={'replicas': 1})",
+        },
+        {"test_pushed": 1},
+    ),
+    Planted(
+        "predictions: rollback reuses the old number; upgrade keeps --set values",
+        {"answer_predict": "predicted_revision = 3\npredicted_replicas = 4"},
+        {"test_predicted_revision": 1, "test_predicted_replicas": 1},
     ),
 ]

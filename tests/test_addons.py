@@ -425,3 +425,38 @@ def test_a_failing_command_names_its_step_and_the_command(tmp_path: Path) -> Non
 def mounts_under_kubelet() -> list[str]:
     lines = Path("/proc/mounts").read_text().splitlines()
     return [line.split()[1] for line in lines if line.split()[1].startswith("/var/lib/kubelet")]
+
+
+# --- the course's registry (cluster/registry.sh) ---------------------------------------------
+
+
+def test_a_pod_runs_an_image_pushed_to_the_course_registry(ns: str) -> None:
+    """docker push localhost:5001/..., then a pod with that image: the node's containerd pulls
+    it from the course's registry (on kind, from inside the node, by the registry's name)."""
+    token = f"pushed-{os.getpid()}-{int(time.time())}"
+    # An image of its own (its own ID): a course image pushed under a second name is not tested.
+    tag = f"localhost:5001/pytest/web:{token}"
+    context = f"FROM course/web:v1\nENV VERSION={token}\n"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", tag, "-"],
+        input=context,
+        text=True,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )
+    try:
+        subprocess.run(["docker", "push", tag], check=True, capture_output=True, timeout=120)
+    finally:
+        subprocess.run(["docker", "rmi", tag], capture_output=True)
+    apply(pod("pushed", container={"image": tag, "imagePullPolicy": "Always"}))
+    wait_until("pod/pushed ready", lambda: ready("pushed"), 90)
+    served = exec_in("pushed", "cat /www/version").stdout.strip()
+    assert served == token
+
+
+def test_helm_is_the_version_the_course_pins() -> None:
+    """helm on make's PATH (or the one cluster/tools.sh built) is the pinned release."""
+    from helpers import helm
+
+    assert helm.run("version", "--short", show=False).strip().startswith(helm.VERSION)

@@ -473,3 +473,69 @@ def test_free_ports_are_outside_the_range_outgoing_connections_take() -> None:
         taken.bind(("127.0.0.1", min(ports)))
         taken.listen()
         assert not _http._free(min(ports))
+
+
+# --- helpers.helm: the flags it builds and the hints it gives (no helm run) -------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "settings", "expected"),
+    [
+        (None, None, []),
+        (None, {"replicas": 3}, ["--set", "replicas=3"]),
+        (
+            None,
+            {"image.tag": "v2", "debug": True},
+            ["--set", "image.tag=v2", "--set", "debug=true"],
+        ),
+        ("prod.yaml", {"replicas": 1}, ["--values", "prod.yaml", "--set", "replicas=1"]),
+    ],
+)
+def test_helm_values_become_flags_in_helms_order(
+    values: str | None, settings: dict[str, object] | None, expected: list[str]
+) -> None:
+    from helpers import helm
+
+    assert helm._value_flags(values, settings) == expected
+
+
+def test_helm_values_given_as_a_dict_go_through_a_file() -> None:
+    from helpers import helm
+
+    flags = helm._value_flags({"image": {"tag": "v2"}}, None)
+    assert flags[0] == "--values"
+    assert yaml.safe_load(Path(flags[1]).read_text()) == {"image": {"tag": "v2"}}
+
+
+@pytest.mark.parametrize(
+    ("reference", "version", "expected"),
+    [
+        ("charts/web", None, []),
+        ("oci://localhost:5001/alice/charts/web", "0.1.0", ["--plain-http", "--version", "0.1.0"]),
+        ("oci://registry.example/web", None, []),  # another registry: Helm's default, TLS
+    ],
+)
+def test_only_the_course_registry_is_reached_over_plain_http(
+    reference: str, version: str | None, expected: list[str]
+) -> None:
+    from helpers import helm
+
+    assert helm._chart_flags(reference, version) == expected
+
+
+@pytest.mark.parametrize(
+    ("stderr", "advice"),
+    [
+        ("Error: INSTALLATION FAILED: cannot reuse a name that is still in use", "helm.upgrade"),
+        ('Error: UPGRADE FAILED: "web" has no deployed releases', "uninstall"),
+        ("Error: UPGRADE FAILED: conflict occurred while applying object", "--force-conflicts"),
+        ("Error: parse error at (web/templates/service.yaml:9): unexpected", "helm.template"),
+        ("dial tcp 127.0.0.1:5001: connect: connection refused", "make cluster"),
+        ("Error: something nobody has seen", None),
+    ],
+)
+def test_helms_common_errors_get_a_next_step(stderr: str, advice: str | None) -> None:
+    from helpers import helm
+
+    hint = helm._hint(stderr)
+    assert (hint is None) if advice is None else (advice in (hint or ""))

@@ -44,6 +44,7 @@ MASKED = ("/etc/shadow", "/etc/gshadow", "/etc/ssh")
 SANDBOX_USER = "nobody"  # who the kernel runs as when the grader is root
 KUBECONFIG = "/run/course/kubeconfig"  # where the student's kubeconfig is, inside
 DOCKER_SOCKET = "/run/docker.sock"  # where the engine guard's socket is, inside
+TOOLS = "/run/course/bin"  # where helm is, inside (chapter 07)
 # Variables the launcher hands from the grader's environment to the kernel; nothing else passes.
 PASSED = ("COURSE_LEARNER", "NBGRADER_EXECUTION", "COURSE_DEBUG", "NO_COLOR")
 
@@ -125,13 +126,24 @@ def install_kernel_spec(
     return KERNEL_NAME
 
 
+def _helm_binary() -> str | None:
+    """The helm the host's notebooks use, if there is one (inside, it is on PATH)."""
+    from .. import helm
+    from .._errors import CommandFailed
+
+    try:
+        return str(Path(helm.binary()).resolve())
+    except CommandFailed:
+        return None
+
+
 def environment(kubeconfig: bool, docker: bool) -> dict[str, str]:
     """The kernel's whole environment, before the launcher adds ``PASSED`` variables."""
     from .._cluster import backend
 
     found = {
         "PATH": os.pathsep.join(
-            [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
+            [str(Path(sys.executable).parent), TOOLS, "/usr/local/bin", "/usr/bin", "/bin"]
         ),
         "HOME": "/tmp/home",
         "LANG": "C.UTF-8",
@@ -183,6 +195,9 @@ def mounts(
         args += ["--ro-bind", str(path), str(path)]
     if kubeconfig is not None:
         args += [*passable_parents(KUBECONFIG), "--ro-bind", str(kubeconfig), KUBECONFIG]
+    helm = _helm_binary()
+    if helm is not None:
+        args += [*passable_parents(f"{TOOLS}/helm"), "--ro-bind", helm, f"{TOOLS}/helm"]
     if docker is not None:
         args += [*passable_parents(DOCKER_SOCKET), "--ro-bind", str(docker), DOCKER_SOCKET]
         if Path("/var/run").is_symlink():

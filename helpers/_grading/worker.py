@@ -26,6 +26,7 @@ from typing import Any
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute
 
+from .. import helm
 from . import credentials, network, rerun, sandbox, tampering
 from .cleanup import learner_of
 from .containment import Containment
@@ -282,6 +283,7 @@ def _sandbox(
         kubeconfig = credentials.write_private(flat, private / "kubeconfig", user)
         name, port, addresses = credentials.api_server(flat)
         api = {(address, port) for address in addresses}
+        api.add(helm.REGISTRY_ENDPOINT)  # the course's registry (chapter 07), shared by all
         if namespaces and name not in addresses and name != "localhost":
             hosts = private / "hosts"  # the name must lead to the relay, inside
             lines = ["127.0.0.1 localhost", "::1 localhost", *(f"{a} {name}" for a in addresses)]
