@@ -9,6 +9,7 @@ Backends:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -89,6 +90,21 @@ def _run(command: list[str], *, stdin: bytes | None = None, timeout: float = 300
     return done.stdout
 
 
+def _local_cluster_has(tag: str) -> bool:
+    """Whether the local cluster's containerd holds ``tag`` as the same image Docker has (the
+    config digest of its manifest is Docker's image ID)."""
+    first = tag.split("/", 1)[0]
+    has_registry = "/" in tag and ("." in first or ":" in first or first == "localhost")
+    name = tag if has_registry else f"docker.io/{tag}"  # containerd's full name
+    listed = _run(["ctr", "-n", "k8s.io", "images", "ls", f"name=={name}"]).decode().splitlines()
+    digests = [line.split()[2] for line in listed[1:] if len(line.split()) > 2]
+    if len(digests) != 1:
+        return False
+    manifest = json.loads(_run(["ctr", "-n", "k8s.io", "content", "get", digests[0]]))
+    wanted = _run(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).decode().strip()
+    return bool(manifest.get("config", {}).get("digest") == wanted)
+
+
 def load_image(tag: str) -> None:
     """Make a locally built image available to the cluster's nodes, so pods can use it
     without pulling. The tag must be fixed (``:v1``, never ``:latest``).
@@ -104,6 +120,8 @@ def load_image(tag: str) -> None:
     which = backend()
     with step(f"Loading {tag} into the {which} cluster"):
         if which == "local":
+            if _local_cluster_has(tag):
+                return  # as kind does: importing again would rewrite what running pods use
             archive = _run(["docker", "save", tag], timeout=120)
             _run(["ctr", "-n", "k8s.io", "images", "import", "-"], stdin=archive)
         elif which == "kind":

@@ -4,11 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 # What the lesson runs measured, printed at the end (times are reported, never asserted).
 LESSON_TIMES = pytest.StashKey[str]()
+# The lessons' runs, started in the background once the tests are collected.
+LESSON_RUNS = pytest.StashKey[dict[Path, "Future[Any]"]]()
+# The modules whose tests wait for the lessons or grade whole assignments (minutes of CPU).
+HEAVY = ("test_grading", "test_notebooks")
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +51,23 @@ def chapter01(docker_engine: None) -> Iterator[None]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tests that stop and restart the whole cluster run last, after everything that needs it.
-    items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
+    # Before them, the gradings and the lessons' tests: the lessons run in the background from
+    # the start (pytest_collection_finish), while the lighter tests, which mostly wait for the
+    # cluster, leave the two cores half idle.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("lifecycle") is not None,
+            item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in HEAVY,
+        )
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    from tests.test_notebooks import start_lessons
+
+    start_lessons(session)
 
 
 def pytest_terminal_summary(

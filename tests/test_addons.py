@@ -419,14 +419,6 @@ def test_a_failing_command_names_its_step_and_the_command(tmp_path: Path) -> Non
     assert "compiling" not in result.stdout and "not reached" not in result.stdout
 
 
-# --- down.sh: last, because it stops the cluster (and brings it back) -------------------------
-
-
-def mounts_under_kubelet() -> list[str]:
-    lines = Path("/proc/mounts").read_text().splitlines()
-    return [line.split()[1] for line in lines if line.split()[1].startswith("/var/lib/kubelet")]
-
-
 # --- the course's registry (cluster/registry.sh) ---------------------------------------------
 
 

@@ -394,6 +394,7 @@ def test_the_pod_monitor_plots_the_summary_api(ns: str) -> None:
     k8s.delete("pod/hot", ns, wait_until_gone=False)
 
 
+@pytest.mark.lifecycle
 def test_a_stopped_api_server_is_reported_and_make_cluster_restarts_it(ns: str) -> None:
     """The local backend only: stop the real kube-apiserver, then bring it back with up.sh."""
     import os

@@ -16,7 +16,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from tests.conftest import LESSON_TIMES
+from tests.conftest import LESSON_RUNS, LESSON_TIMES
 
 REPO = Path(__file__).resolve().parent.parent
 LESSONS = sorted((REPO / "course").glob("[0-9][0-9]-*.ipynb"))
@@ -49,27 +49,45 @@ def run_twice(path: Path) -> list[tuple[nbformat.NotebookNode, float]]:
 # own namespace and kernel; the longest start first. Each lesson's two runs stay in order.
 # Measured on 2 cores: 3 at a time 396 s, 4 at a time 354 s.
 LESSON_JOBS = int(os.environ.get("COURSE_LESSON_JOBS", "4"))
+# The lessons' own learner: the lighter tests that run meanwhile act as "pytest".
+LESSON_LEARNER = "lessons"
+
+
+def _as_lesson_learner() -> None:
+    os.environ["COURSE_LEARNER"] = LESSON_LEARNER
+    os.environ.pop("NBGRADER_EXECUTION", None)
+
+
+def start_lessons(session: pytest.Session) -> None:
+    """Start every selected lesson's two runs in the background, as soon as the tests are
+    collected: they run while the lighter tests (which mostly wait for the cluster) do, and
+    their tests collect the results (conftest.py orders those tests late)."""
+    wanted = sorted(
+        {
+            item.callspec.params["lesson"]
+            for item in session.items
+            if getattr(item, "originalname", "") == "test_lesson_runs_twice_in_a_fresh_kernel"
+        },
+        key=lambda path: path.name,
+        reverse=True,  # later chapters run longer
+    )
+    if not wanted:
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=LESSON_JOBS,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_as_lesson_learner,
+    )
+    session.config.stash[LESSON_RUNS] = {path: pool.submit(run_twice, path) for path in wanted}
+    session.config.add_cleanup(lambda: pool.shutdown(wait=True, cancel_futures=True))
 
 
 @pytest.fixture(scope="module")
 def lesson_runs(
     request: pytest.FixtureRequest,
 ) -> dict[Path, list[tuple[nbformat.NotebookNode, float]]]:
-    wanted = sorted(
-        {
-            item.callspec.params["lesson"]
-            for item in request.session.items
-            if getattr(item, "originalname", "") == "test_lesson_runs_twice_in_a_fresh_kernel"
-        },
-        key=lambda path: path.name,
-        reverse=True,  # later chapters run longer
-    )
-    context = multiprocessing.get_context("spawn")
-    with pytest.MonkeyPatch.context() as env:  # as _learner does for each test
-        env.setenv("COURSE_LEARNER", "pytest")
-        env.delenv("NBGRADER_EXECUTION", raising=False)
-        with ProcessPoolExecutor(max_workers=LESSON_JOBS, mp_context=context) as pool:
-            runs = dict(zip(wanted, pool.map(run_twice, wanted), strict=True))
+    started = request.config.stash[LESSON_RUNS]
+    runs = {path: future.result() for path, future in started.items()}
     times = ", ".join(f"{p.stem} {r[0][1]:.0f}+{r[1][1]:.0f} s" for p, r in sorted(runs.items()))
     request.config.stash[LESSON_TIMES] = f"lessons, {LESSON_JOBS} at a time: {times}"
     return runs

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers._errors import CourseError
+from helpers._errors import CommandFailed, CourseError
 from helpers._grading import containment, credentials, enter_sandbox, intake, network, sandbox
 
 ROOT = os.geteuid() == 0
@@ -158,6 +159,30 @@ def test_the_plan_clears_the_environment_and_shows_no_secret(
     assert "/var/run/docker.sock /var/run/docker.sock" not in line, "never the engine itself"
     bare = " ".join(sandbox.mounts(None, None, None))
     assert "KUBECONFIG" not in bare and "DOCKER_HOST" not in bare and "CAP_SETUID" not in bare
+
+
+def test_helm_is_shown_read_only_on_the_kernels_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chapter 07's kernels find helm (the host's, read-only) on their PATH; without one on the
+    host, nothing is bound."""
+    from helpers import helm
+
+    fake = tmp_path / "bin" / "helm"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(helm, "binary", lambda: str(fake))
+    line = " ".join(sandbox.mounts(None, None, (65534, 65534)))
+    assert f"--ro-bind {fake} {sandbox.TOOLS}/helm" in line
+    assert f"--perms 0755 --dir {sandbox.TOOLS}" in line, "a folder the kernel's user can pass"
+    assert f"--setenv PATH {Path(sys.executable).parent}:{sandbox.TOOLS}:" in line
+
+    def missing() -> str:
+        raise CommandFailed("helm is not installed.")
+
+    monkeypatch.setattr(helm, "binary", missing)
+    assert "/helm" not in " ".join(sandbox.mounts(None, None, (65534, 65534)))
 
 
 # --- the kubeconfig a notebook gets ------------------------------------------------------------
