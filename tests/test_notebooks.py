@@ -31,13 +31,17 @@ def execute(path: Path, timeout: int = 180) -> tuple[nbformat.NotebookNode, floa
     # before it binds it ("Address already in use", seen with three lessons at once).
     with tempfile.TemporaryDirectory(prefix="lesson-kernel-") as sockets:
         kernel = KernelManager(kernel_name="python3", transport="ipc", ip=f"{sockets}/k")
-        NotebookClient(
-            notebook,
-            km=kernel,
-            timeout=timeout,
-            allow_errors=True,
-            resources={"metadata": {"path": str(path.parent)}},
-        ).execute()
+        try:
+            NotebookClient(
+                notebook,
+                km=kernel,
+                timeout=timeout,
+                allow_errors=True,
+                resources={"metadata": {"path": str(path.parent)}},
+            ).execute()
+        finally:  # nbclient leaves a kernel it did not make running
+            if kernel.has_kernel:
+                kernel.shutdown_kernel(now=True)
     return notebook, time.monotonic() - started
 
 
