@@ -267,13 +267,18 @@ def down(out: Path | None = None) -> list[str]:
 
     deleted = []
     kinds = ("validatingadmissionpolicybindings", "validatingadmissionpolicies")
+    # What a grading in progress made for its students (grading_account) is its own to remove,
+    # and the accounts' shared namespace holds their accounts: both stay while one exists.
+    grading = list_objects("clusterroles", selector=f"{LABEL}={GRADING}")
+    roles = "student" if grading else "student, shared"
     for kind in ("namespaces", "clusterrolebindings", "clusterroles", *kinds):
-        for found in list_objects(kind, selector=LABEL):
+        for found in list_objects(kind, selector=f"{LABEL} in ({roles})"):
             # Deletion is in the foreground: a role stays listed for a moment after the call.
             # Namespaces take longer; `make classroom` waits for them if they are still going.
             delete(f"{kind}/{found.name}", wait_until_gone=kind != "namespaces", timeout=30)
             deleted.append(f"{found.kind.lower()}/{found.name}")
-    delete("rolebinding/course-students-view", "kube-system", wait_until_gone=False)
+    if not grading:
+        delete("rolebinding/course-students-view", "kube-system", wait_until_gone=False)
     # The students' volumes belong to no namespace: named after one of theirs, they go too.
     namespaces = tuple(
         f"{name.split('/', 1)[1]}-" for name in deleted if name.startswith("namespace/")
@@ -282,6 +287,11 @@ def down(out: Path | None = None) -> list[str]:
         if found.name.startswith(namespaces):
             delete(f"pv/{found.name}", wait_until_gone=False)
             deleted.append(f"persistentvolume/{found.name}")
+    if grading:
+        print(
+            f"   kept: the accounts of a grading in progress ({len(grading)}), and their shared "
+            "namespace; the grading removes its own (make classroom-down again afterwards)"
+        )
     if out is not None and out.is_dir():
         shutil.rmtree(out)
     return deleted

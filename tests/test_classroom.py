@@ -269,6 +269,25 @@ def test_classroom_down_removes_every_namespace_and_role(classroom: dict[str, An
     assert not classroom["out"].exists()
 
 
+def test_classroom_down_leaves_a_grading_in_progress_its_accounts(tmp_path: Path) -> None:
+    """make classroom-down while make grade runs: the accounts the grading made for its
+    students, and the shared namespace they live in, stay; the grading removes its own."""
+    student = f"g{int(time.time()) % 100000}-busy"
+    _classroom.grading_account(student, "07-helm", tmp_path / "kubeconfig")
+    label = learner_label(student)
+    try:
+        _classroom.down(None)
+        assert k8s.exists(f"serviceaccount/{label}", _classroom.ACCOUNTS)
+        assert k8s.exists(f"clusterrole/course-student-{label}")
+        assert k8s.exists(f"namespace/{Chapter('07-helm', label).namespace}")
+    finally:
+        _classroom.remove_grading_account(student)
+        k8s.delete_namespace(Chapter("07-helm", label).namespace, wait_until_gone=False)
+    _classroom.down(None)  # with no grading left, the shared objects go too
+    shared = k8s.list_objects("namespaces", selector="course.classroom=shared")
+    assert all(ns.status.get("phase") == "Terminating" for ns in shared), shared
+
+
 def test_make_grade_grades_every_student_with_credentials_of_their_own(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
