@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._cluster import cache_dir
+
 REPO = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "cloud-native-course"))
 COMPONENTS = (
     "etcd",
     "kube-apiserver",
@@ -127,7 +128,7 @@ def deployment(name: str, replicas: int, image: str) -> dict[str, Any]:
 
 def local_cluster() -> None:
     """Start time and memory of the local cluster (it is stopped and started again)."""
-    build = next(CACHE.glob("k8s-*/build-seconds"), None)
+    build = next(cache_dir().glob("k8s-*/build-seconds"), None)
     line("cold build of the binaries (last one, s)", build.read_text().strip() if build else "?")
     subprocess.run(["bash", str(REPO / "cluster/local/down.sh")], check=True, capture_output=True)
     started = time.monotonic()

@@ -27,6 +27,12 @@ LOCAL_KUBECONFIG = LOCAL_STATE_DIR / "kubeconfig"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def cache_dir() -> Path:
+    """Where slow artifacts live (cluster/local/versions.sh's CACHE_DIR): $COURSE_CACHE, else
+    ~/.cache/cloud-native-course."""
+    return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "cloud-native-course"))
+
+
 def kubeconfig_path() -> str | None:
     """The kubeconfig in use: $KUBECONFIG, else the local cluster's, else ~/.kube/config."""
     if os.environ.get("KUBECONFIG"):

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from ._cluster import kubeconfig_path
+from ._cluster import cache_dir, kubeconfig_path
 from ._errors import CommandFailed, CourseError
 from ._identity import chapter
 from ._output import Table
@@ -43,8 +43,7 @@ from ._output import Table
 REGISTRY = "localhost:5001"
 REGISTRY_ENDPOINT = ("127.0.0.1", 5001)  # what a sandboxed notebook's relay lets through
 VERSION = "v4.3.2"
-# Where cluster/tools.sh leaves the binary (the sandbox shows it at SANDBOX_BINARY).
-CACHED_BINARY = Path.home() / f".cache/cloud-native-course/helm-{VERSION}/bin/helm"
+# Where the sandbox shows helm; cluster/tools.sh leaves it in cache_dir()/helm-VERSION/bin.
 SANDBOX_BINARY = Path("/run/course/bin/helm")
 WAIT_SECONDS = 120
 
@@ -73,7 +72,8 @@ class Release:
 
 def binary() -> str:
     """The helm program: the one on PATH, else the one ``make cluster`` built."""
-    for candidate in (shutil.which("helm"), SANDBOX_BINARY, CACHED_BINARY):
+    cached = cache_dir() / f"helm-{VERSION}" / "bin" / "helm"
+    for candidate in (shutil.which("helm"), SANDBOX_BINARY, cached):
         if candidate and Path(candidate).is_file():
             return str(candidate)
     raise CommandFailed(
@@ -95,8 +95,9 @@ def run(*args: str, ns: str | None = None, show: bool = True, timeout: float = 3
     if show:
         print(f"$ {shown}", flush=True)
     environment = dict(os.environ)
-    if kubeconfig_path():
-        environment["KUBECONFIG"] = str(kubeconfig_path())
+    kubeconfig = kubeconfig_path()
+    if kubeconfig:
+        environment["KUBECONFIG"] = kubeconfig
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, env=environment, check=False

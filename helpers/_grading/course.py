@@ -51,7 +51,9 @@ def ensure_alembic_on_path() -> None:
 
 
 def _cache() -> Path:
-    return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "cloud-native-course"))
+    from .._cluster import cache_dir
+
+    return cache_dir()
 
 
 def empty_gradebook(path: Path) -> None:

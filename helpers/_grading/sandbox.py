@@ -34,6 +34,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..helm import SANDBOX_BINARY
 from .enter_sandbox import passable_parents
 
 KERNEL_NAME = "course-sandbox"
@@ -44,7 +45,7 @@ MASKED = ("/etc/shadow", "/etc/gshadow", "/etc/ssh")
 SANDBOX_USER = "nobody"  # who the kernel runs as when the grader is root
 KUBECONFIG = "/run/course/kubeconfig"  # where the student's kubeconfig is, inside
 DOCKER_SOCKET = "/run/docker.sock"  # where the engine guard's socket is, inside
-TOOLS = "/run/course/bin"  # where helm is, inside (chapter 07)
+TOOLS = str(SANDBOX_BINARY.parent)  # where helm is, inside (chapter 07)
 # Variables the launcher hands from the grader's environment to the kernel; nothing else passes.
 PASSED = ("COURSE_LEARNER", "NBGRADER_EXECUTION", "COURSE_DEBUG", "NO_COLOR")
 
