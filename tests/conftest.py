@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -75,3 +77,18 @@ def pytest_terminal_summary(
 ) -> None:
     if LESSON_TIMES in config.stash:
         terminalreporter.write_line(config.stash[LESSON_TIMES])
+
+
+# COURSE_TIMELINE=file: when each test started and ended, and the load, to see what make test's
+# time is spent on (a tool for whoever shortens it; nothing reads it).
+TIMELINE = os.environ.get("COURSE_TIMELINE")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None]:
+    started = time.time()
+    yield
+    if TIMELINE:
+        with open(TIMELINE, "a") as out:
+            load = os.getloadavg()[0]
+            out.write(f"{started:.0f}\t{time.time() - started:.1f}\t{load:.1f}\t{item.nodeid}\n")

@@ -46,7 +46,14 @@ def execute(path: Path, timeout: int = 180) -> tuple[nbformat.NotebookNode, floa
 
 
 def run_twice(path: Path) -> list[tuple[nbformat.NotebookNode, float]]:
-    return [execute(path) for _attempt in (1, 2)]
+    runs = []
+    for attempt in (1, 2):
+        started = time.time()
+        runs.append(execute(path))
+        if timeline := os.environ.get("COURSE_TIMELINE"):
+            with open(timeline, "a") as out:
+                out.write(f"{started:.0f}\t{runs[-1][1]:.1f}\t-\tlesson {path.stem} {attempt}\n")
+    return runs
 
 
 # Lessons spend most of their time waiting for the cluster, so several run at once, each in its
