@@ -16,6 +16,8 @@ import pytest
 LESSON_TIMES = pytest.StashKey[str]()
 # The lessons' runs, started in the background once the tests are collected.
 LESSON_RUNS = pytest.StashKey[dict[Path, "Future[Any]"]]()
+# The chapters' gradings, started in the background once the lessons are done.
+GRADING_RUNS = pytest.StashKey[dict[str, "Future[dict[str, Any]]"]]()
 # The modules whose tests wait for the lessons or grade whole assignments (minutes of CPU).
 HEAVY = ("test_grading", "test_notebooks")
 
@@ -67,9 +69,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
+    from tests.test_grading import start_gradings
     from tests.test_notebooks import start_lessons
 
     start_lessons(session)
+    start_gradings(session)
 
 
 def pytest_terminal_summary(

@@ -7,10 +7,15 @@ from __future__ import annotations
 import filecmp
 import html
 import json
+import multiprocessing
 import os
 import re
 import shutil
+import tempfile
+import threading
 import time
+from concurrent import futures
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,7 @@ import pytest
 
 from helpers import _grading, k8s
 from helpers._grading.cleanup import remove_learner_resources
+from tests.conftest import GRADING_RUNS, LESSON_RUNS
 from tests.planted import PLANTED, Planted, submissions
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
@@ -28,10 +34,9 @@ ASSIGNMENTS = _grading.assignments(REPO)
 # assignment: it is proven on a Docker chapter and a Kubernetes one (the two quickest to run),
 # not on all of them.
 MACHINERY = ("01-containers", "02-architecture")
-# Submissions mostly wait for the cluster, and a chapter takes as long as its slowest one: all of
-# a chapter's submissions (at most seven) at once, in one wave (measured on 2 cores: 05 took 171 s
-# five at a time, in two waves, and 154 s seven at a time, the cores 91 % busy).
-GRADING_JOBS = int(os.environ.get("COURSE_GRADING_JOBS", "7"))
+# Submissions at once, per chapter. The chapters are graded in the background while the lighter
+# tests run (start_gradings), so this shares the two cores with them.
+GRADING_JOBS = int(os.environ.get("COURSE_GRADING_JOBS", "4"))
 
 
 def machinery_only(graded: Any) -> None:
@@ -78,36 +83,90 @@ def _cleanup_students(prefix: str) -> None:
             k8s.delete_namespace(ns.name, wait_until_gone=False)
 
 
-@pytest.fixture(scope="module", params=ASSIGNMENTS)
-def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def grade_chapter(assignment: str) -> dict[str, Any]:
     """Release the assignment in a private course folder, hand in every kind of submission and
-    grade them as a class, all at once; their containers and pods are kept for inspection."""
-    assignment: str = request.param
-    root = tmp_path_factory.mktemp(assignment)
+    grade them as a class, all at once; their containers and pods are kept for inspection (the
+    `graded` fixture removes them)."""
+    root = Path(tempfile.mkdtemp(prefix=f"graded-{assignment}-"))
     shutil.copytree(REPO / "solutions" / assignment, root / "solutions" / assignment)
     _grading.release(root, [assignment])
-    prefix = f"t{int(time.time()) % 100000}-"
+    prefix = f"t{int(time.time()) % 100000}-{assignment[:2]}-"
     results: dict[str, Any] = {"assignment": assignment, "root": root, "prefix": prefix}
     students = {"solution": prefix + "solution", "blank": prefix + "blank"}
+    submit(root, prefix + "solution", assignment)
+    submit(root, prefix + "blank", assignment, blank=True)
+    for number, group in enumerate(submissions(PLANTED[assignment]), 1):
+        answers = {cell: code for planted in group for cell, code in planted.answers.items()}
+        submit(root, f"{prefix}planted-{number}", assignment, answers=answers)
+        students.update({planted.name: f"{prefix}planted-{number}" for planted in group})
     try:
-        submit(root, prefix + "solution", assignment)
-        submit(root, prefix + "blank", assignment, blank=True)
-        for number, group in enumerate(submissions(PLANTED[assignment]), 1):
-            answers = {cell: code for planted in group for cell, code in planted.answers.items()}
-            submit(root, f"{prefix}planted-{number}", assignment, answers=answers)
-            students.update({planted.name: f"{prefix}planted-{number}" for planted in group})
-        run = _grading.grade(root, jobs=GRADING_JOBS, keep=True)
-        results["run"] = run
-        results["students"] = students
-        for name, student in students.items():
-            outcome = run[f"{student}/{assignment}"]
-            if outcome.graded:
-                results[name] = _grading.scores(root, assignment, student)
-            else:
-                results[name] = {"score": None, "max_score": None, "tests": {}, "why": outcome}
+        with (root / "grading.log").open("w") as log:
+            run = _grading.grade(root, jobs=GRADING_JOBS, keep=True, out=log)
+    except BaseException:
+        _cleanup_students(prefix)
+        raise
+    results["run"] = run
+    results["students"] = students
+    for name, student in students.items():
+        outcome = run[f"{student}/{assignment}"]
+        if outcome.graded:
+            results[name] = _grading.scores(root, assignment, student)
+        else:
+            results[name] = {"score": None, "max_score": None, "tests": {}, "why": outcome}
+    return results
+
+
+def _as_grading_tests() -> None:
+    os.environ["COURSE_LEARNER"] = "pytest"
+    os.environ.pop("NBGRADER_EXECUTION", None)
+
+
+def start_gradings(session: pytest.Session) -> None:
+    """Grade every selected chapter in the background, one chapter after another, once the
+    lessons (which keep both cores busy) are done: the lighter tests leave the cores half idle
+    meanwhile, and this file's tests collect the results (conftest.py orders them late)."""
+    wanted = sorted(
+        {
+            item.callspec.params["graded"]
+            for item in session.items
+            if item.module is not None
+            and item.module.__name__.endswith("test_grading")
+            and "graded" in getattr(item, "fixturenames", ())
+        }
+    )
+    if not wanted:
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_as_grading_tests,
+    )
+    started: dict[str, Future[dict[str, Any]]] = {name: Future() for name in wanted}
+    lessons = list(session.config.stash.get(LESSON_RUNS, {}).values())
+
+    def in_order() -> None:
+        futures.wait(lessons)
+        for name in wanted:
+            try:
+                started[name].set_result(pool.submit(grade_chapter, name).result())
+            except BaseException as error:  # the chapter's tests report it
+                started[name].set_exception(error)
+
+    threading.Thread(target=in_order, name="gradings", daemon=True).start()
+    session.config.stash[GRADING_RUNS] = started
+    session.config.add_cleanup(lambda: pool.shutdown(wait=True, cancel_futures=True))
+
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def graded(request: pytest.FixtureRequest) -> Any:
+    """A chapter graded as a class (grade_chapter), in the background if it was started there."""
+    started = request.config.stash.get(GRADING_RUNS, {}).get(request.param)
+    results = started.result() if started else grade_chapter(request.param)
+    try:
         yield results
     finally:
-        _cleanup_students(prefix)
+        _cleanup_students(results["prefix"])
+        shutil.rmtree(results["root"], ignore_errors=True)
 
 
 def test_exercises_are_in_sync_with_solutions(graded: Any) -> None:
