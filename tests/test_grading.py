@@ -72,21 +72,34 @@ def submit(
     return target
 
 
-def _cleanup_students(prefix: str) -> None:
+def _cleanup_students(prefix: str, *, but: str | None = None) -> None:
+    """Remove the containers and namespaces of every student whose id starts with prefix, except
+    the one named `but`."""
     from helpers._docker.engine import client
+    from helpers._grading.cleanup import learner_of
 
+    spared = learner_of(but) if but else None
     for container in client().containers.list(all=True, filters={"label": "course.learner"}):
-        if str(container.labels.get("course.learner", "")).startswith(prefix):
+        learner = str(container.labels.get("course.learner", ""))
+        if learner.startswith(prefix) and learner != spared:
             container.remove(force=True)
     for ns in k8s.list_objects("namespaces"):
-        if ns.labels.get("course.learner", "").startswith(prefix):
+        learner = ns.labels.get("course.learner", "")
+        if learner.startswith(prefix) and learner != spared:
             k8s.delete_namespace(ns.name, wait_until_gone=False)
+
+
+# What the tests look at after a chapter's grading, besides its scores: the solution's containers
+# and pods (01 and 02: a second student must not disturb them; 04: the events of its self-heal
+# test). Every other submission's work is removed as `make grade` removes it: the node's CPU
+# requests are shared with the chapters graded next.
+KEPT_FOR_INSPECTION = (*MACHINERY, "04-deployments")
 
 
 def grade_chapter(assignment: str) -> dict[str, Any]:
     """Release the assignment in a private course folder, hand in every kind of submission and
-    grade them as a class, all at once; their containers and pods are kept for inspection (the
-    `graded` fixture removes them)."""
+    grade them as a class, all at once (the solution's work kept where KEPT_FOR_INSPECTION says;
+    the `graded` fixture removes it)."""
     root = Path(tempfile.mkdtemp(prefix=f"graded-{assignment}-"))
     shutil.copytree(REPO / "solutions" / assignment, root / "solutions" / assignment)
     _grading.release(root, [assignment])
@@ -99,12 +112,13 @@ def grade_chapter(assignment: str) -> dict[str, Any]:
         answers = {cell: code for planted in group for cell, code in planted.answers.items()}
         submit(root, f"{prefix}planted-{number}", assignment, answers=answers)
         students.update({planted.name: f"{prefix}planted-{number}" for planted in group})
+    keep = assignment in KEPT_FOR_INSPECTION
     try:
         with (root / "grading.log").open("w") as log:
-            run = _grading.grade(root, jobs=GRADING_JOBS, keep=True, out=log)
-    except BaseException:
-        _cleanup_students(prefix)
-        raise
+            run = _grading.grade(root, jobs=GRADING_JOBS, keep=keep, out=log)
+    finally:
+        if keep:
+            _cleanup_students(prefix, but=prefix + "solution")
     results["run"] = run
     results["students"] = students
     for name, student in students.items():
