@@ -62,9 +62,32 @@ ensure_metrics_server() {
   local manifest
   manifest=$(render_manifest "$repo/cluster/addons/metrics-server.yaml")
   run kubectl apply -f - <<<"$manifest"
-  wait_for_deployment kube-system metrics-server 120
+  wait_for_rollout kube-system deploy/metrics-server 120
   wait_for_apiservice v1beta1.metrics.k8s.io 60
   ok "metrics-server ready (kubectl top answers after its first scrape, ~15 s)"
+}
+
+# kind's own network (kindnet) enforces NetworkPolicy; the course's offline node image runs flannel,
+# which does not: there the course's enforcer does it, so a policy means the same on every cluster.
+ensure_network_policies() {
+  if kubectl -n kube-system get daemonset kindnet >/dev/null 2>&1; then
+    ok "NetworkPolicy enforced by kindnet"
+    return 0
+  fi
+  local running
+  running=$(kubectl -n kube-system get ds kube-network-policies -o 'jsonpath={.spec.template.spec.containers[0].image}' 2>/dev/null) || running=
+  if [ "$running" = "$NETWORK_POLICIES_IMAGE" ]; then
+    ok "kube-network-policies $NETWORK_POLICIES_VERSION in place"
+    return 0
+  fi
+  bash "$repo/cluster/addons/build.sh" kube-network-policies
+  step "Loading $NETWORK_POLICIES_IMAGE into kind and applying cluster/addons/network-policies.yaml"
+  run load_image "$NETWORK_POLICIES_IMAGE"
+  local manifest
+  manifest=$(render_manifest "$repo/cluster/addons/network-policies.yaml")
+  run kubectl apply -f - <<<"$manifest"
+  wait_for_rollout kube-system ds/kube-network-policies 120
+  ok "NetworkPolicy enforced by kube-network-policies $NETWORK_POLICIES_VERSION"
 }
 
 case "${1:-up}" in
@@ -86,6 +109,7 @@ case "${1:-up}" in
       rm -f "$config"
     fi
     ensure_metrics_server
+    ensure_network_policies
     ok "kind cluster $KIND_CLUSTER_NAME is up; next: make images (loads the course images), then make lab"
     ;;
   down)

@@ -7,7 +7,7 @@
 #   run COMMAND...               runs COMMAND quietly, its output in $RUN_LOG; on failure shows
 #                                the exact command and the last lines of its output
 #   wait_for_component NAME PIDFILE LOGFILE SECONDS CHECK...
-#   wait_for_deployment NAMESPACE NAME SECONDS     (these two need a `kubectl` command or function)
+#   wait_for_rollout NAMESPACE KIND/NAME SECONDS   (these two need a `kubectl` command or function)
 #   wait_for_apiservice NAME SECONDS
 #   docker_build TAG CONTEXT     docker build, with or without BuildKit
 #   sha256_matches FILE SUMFILE
@@ -118,29 +118,35 @@ _rollout_done() { # GEN/OBSERVED REPLICAS/UPDATED/AVAILABLE
   [ "${1%%/*}" = "${1#*/}" ] && { [ "$replicas" = 0 ] || [ "$2" = "$replicas/$replicas/$replicas" ]; }
 }
 
-# Waits until a Deployment has all its replicas available. Stops early, with the pod's reason and
+# Waits until a Deployment (deploy/NAME) has all its replicas available, or a DaemonSet (ds/NAME)
+# a pod available on every node it wants. Stops early, with the pod's reason and
 # the end of its log, when a pod cannot start (no image, crash loop, bad config).
-wait_for_deployment() { # NAMESPACE NAME SECONDS
-  local ns=$1 name=$2 limit=$3 t0=$SECONDS counts reasons selector
+wait_for_rollout() { # NAMESPACE KIND/NAME SECONDS
+  local ns=$1 workload=$2 limit=$3 t0=$SECONDS counts reasons selector wanted
+  # generation/observed, wanted/updated/available: the rollout is done when each pair is equal
+  case $workload in
+    deploy/*) wanted='{.spec.replicas}/{.status.updatedReplicas}/{.status.availableReplicas}' ;;
+    ds/*) wanted='{.status.desiredNumberScheduled}/{.status.updatedNumberScheduled}/{.status.numberAvailable}' ;;
+    *) fail "wait_for_rollout: $workload is neither deploy/NAME nor ds/NAME" ;;
+  esac
   while :; do
-    # generation/observed, replicas/updated/available: the rollout is done when each pair is equal
-    counts=$(kubectl -n "$ns" get deploy "$name" -o 'jsonpath={.metadata.generation}/{.status.observedGeneration} {.spec.replicas}/{.status.updatedReplicas}/{.status.availableReplicas}' 2>/dev/null) || counts=
+    counts=$(kubectl -n "$ns" get "$workload" -o "jsonpath={.metadata.generation}/{.status.observedGeneration} $wanted" 2>/dev/null) || counts=
     if [ -n "$counts" ] && _rollout_done "${counts% *}" "${counts#* }"; then return 0; fi
-    selector=$(kubectl -n "$ns" get deploy "$name" -o 'jsonpath={.spec.selector.matchLabels}' 2>/dev/null |
+    selector=$(kubectl -n "$ns" get "$workload" -o 'jsonpath={.spec.selector.matchLabels}' 2>/dev/null |
       tr -d '{}"' | tr ':' '=') || selector=
     reasons=$(kubectl -n "$ns" get pods -l "$selector" -o \
       'jsonpath={range .items[*].status.containerStatuses[*]}{.state.waiting.reason}{" "}{end}' 2>/dev/null) || reasons=
     case " $reasons " in
       *" ErrImagePull "* | *" ImagePullBackOff "* | *" ErrImageNeverPull "* | *" CrashLoopBackOff "* | \
         *" CreateContainerConfigError "* | *" CreateContainerError "* | *" InvalidImageName "*)
-        printf ' ✗ deployment %s/%s cannot start: %s\n' "$ns" "$name" "$reasons" >&2
-        kubectl -n "$ns" logs "deploy/$name" --tail=20 2>&1 | sed 's/^/   │ /' >&2 || true
+        printf ' ✗ %s in %s cannot start: %s\n' "$workload" "$ns" "$reasons" >&2
+        kubectl -n "$ns" logs "$workload" --tail=20 2>&1 | sed 's/^/   │ /' >&2 || true
         kubectl -n "$ns" get pods -l "$selector" -o wide 2>&1 | sed 's/^/   /' >&2 || true
         exit 1
         ;;
     esac
     if ((SECONDS - t0 >= limit)); then
-      printf ' ✗ deployment %s/%s not available within %d s\n' "$ns" "$name" "$limit" >&2
+      printf ' ✗ %s in %s not available within %d s\n' "$workload" "$ns" "$limit" >&2
       kubectl -n "$ns" get pods -l "$selector" -o wide 2>&1 | sed 's/^/   /' >&2 || true
       kubectl -n "$ns" get events --sort-by=.lastTimestamp 2>&1 | tail -n 10 | sed 's/^/   /' >&2 || true
       exit 1

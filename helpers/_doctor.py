@@ -170,8 +170,19 @@ def _helm() -> list[Finding]:
     return findings
 
 
+def _policy_enforcer() -> str | None:
+    """The DaemonSet that enforces NetworkPolicy on the nodes (kube-network-policies, or kind's
+    own network, kindnet), if one is ready on every node it wants."""
+    for name in ("kube-network-policies", "kindnet"):
+        found = get_or_none(f"/apis/apps/v1/namespaces/kube-system/daemonsets/{name}") or {}
+        counts = found.get("status", {})
+        if 0 < counts.get("desiredNumberScheduled", 0) == counts.get("numberReady"):
+            return name
+    return None
+
+
 def _addons() -> list[Finding]:
-    """Cluster DNS, resource metrics and the default StorageClass: what chapters 4 to 6 need."""
+    """Cluster DNS, resource metrics, the default StorageClass and NetworkPolicy enforcement."""
     dns = get_or_none("/apis/apps/v1/namespaces/kube-system/deployments/coredns")
     dns_ready = bool(dns) and int((dns or {}).get("status", {}).get("readyReplicas", 0)) > 0
     metrics = get_or_none("/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io")
@@ -179,6 +190,7 @@ def _addons() -> list[Finding]:
     classes = list_objects("storageclass")
     default = [c for c in classes if _is_default(c)]
     mode = default[0].raw.get("volumeBindingMode", "Immediate") if default else ""
+    enforcer = _policy_enforcer()
     return [
         Finding(
             "Cluster DNS (CoreDNS)",
@@ -199,6 +211,12 @@ def _addons() -> list[Finding]:
             if default
             else "none: claims that name no class stay Pending",
             "" if default else "make cluster (it installs the local-path provisioner)",
+        ),
+        Finding(
+            "NetworkPolicy enforcement",
+            "pass" if enforcer else "warn",
+            f"by {enforcer}" if enforcer else "none: policies are accepted and ignored",
+            "" if enforcer else "make cluster (it installs kube-network-policies)",
         ),
     ]
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future
@@ -18,6 +19,9 @@ LESSON_TIMES = pytest.StashKey[str]()
 LESSON_RUNS = pytest.StashKey[dict[Path, "Future[Any]"]]()
 # The chapters' gradings, started in the background once the lessons are done.
 GRADING_RUNS = pytest.StashKey[dict[str, "Future[dict[str, Any]]"]]()
+# Held by the background gradings while a chapter is graded: a test that needs no grading in
+# progress (what `make classroom-down` removes depends on it) holds it in between.
+BETWEEN_GRADINGS = threading.Lock()
 # The modules whose tests wait for the lessons or grade whole assignments (minutes of CPU).
 HEAVY = ("test_grading", "test_notebooks")
 
@@ -41,6 +45,13 @@ def cluster() -> None:
     from helpers import k8s
 
     k8s.request("GET", "/version")  # raises ClusterUnreachable with the fix; no test is skipped
+
+
+@pytest.fixture
+def no_grading_running() -> Iterator[None]:
+    """Holds the background gradings (tests/test_grading.py) between two chapters."""
+    with BETWEEN_GRADINGS:
+        yield
 
 
 @pytest.fixture

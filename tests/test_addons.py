@@ -1,7 +1,8 @@
 """The cluster add-ons and the cluster scripts, against the real cluster: DNS (CoreDNS), the
 metrics API (metrics-server), the default StorageClass (local-path, WaitForFirstConsumer),
-down.sh, and the shell library's checks. Plain kubectl and bash, not the course helpers, so
-these tests depend only on the cluster and the scripts in cluster/."""
+NetworkPolicy enforcement (kube-network-policies), down.sh, and the shell library's checks.
+Plain kubectl and bash, not the course helpers, so these tests depend only on the cluster and
+the scripts in cluster/."""
 
 from __future__ import annotations
 
@@ -145,6 +146,56 @@ def test_a_pod_resolves_a_service_by_full_and_short_name(ns: str) -> None:
     # and the short name works for a real request (the C library's resolver), through the Service
     fetched = exec_in("client", "timeout 5 wget -q -O - http://web/version")
     assert fetched.stdout.strip() == "v1", fetched.stderr
+
+
+# --- NetworkPolicy ----------------------------------------------------------------------------
+
+
+def reaches(client: str, address: str) -> bool:
+    """Whether a new connection from the client pod gets the web page at address within 3 s."""
+    return (
+        exec_in(client, f"timeout 3 wget -q -O - http://{address}/version").stdout.strip() == "v1"
+    )
+
+
+def test_a_network_policy_is_enforced_not_just_accepted(ns: str) -> None:
+    """The cluster's enforcer (kube-network-policies; kindnet on upstream kind) acts on a policy:
+    the pod it allows gets in, another pod does not, and deleting the policy opens it again."""
+    apply(pod("guarded"), pod("friend", "sleep 600"), pod("stranger", "sleep 600"))
+    wait_until(
+        "pods guarded, friend and stranger Ready",
+        lambda: all(ready(name) for name in ("guarded", "friend", "stranger")),
+        60,
+    )
+    address = get("pod/guarded")["status"]["podIP"]
+    # Both get in before there is a policy, so a refusal later is the policy's doing.
+    wait_until("friend reaches guarded", lambda: reaches("friend", address), 30)
+    assert reaches("stranger", address)
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "only-friend"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "guarded"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": {"app": "friend"}}}],
+                    "ports": [{"protocol": "TCP", "port": 80}],
+                }
+            ],
+        },
+    }
+    apply(policy)
+    try:
+        wait_until(
+            "stranger is kept out", lambda: None if reaches("stranger", address) else True, 30
+        )
+        assert reaches("friend", address), "the allowed pod must still get in"
+        assert not reaches("stranger", address), "the refusal must hold, not flicker"
+    finally:
+        kubectl("delete", "networkpolicy", "only-friend", "-n", NS, "--ignore-not-found")
+    wait_until("stranger gets in once the policy is gone", lambda: reaches("stranger", address), 30)
 
 
 # --- metrics ----------------------------------------------------------------------------------

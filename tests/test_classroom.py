@@ -25,6 +25,11 @@ REPO = Path(__file__).resolve().parent.parent
 CHAPTER = "03-pods"
 
 
+# What `make classroom` makes (and `make classroom-down` removes): the students' objects and the
+# shared ones.
+CLASSROOM_OWNED = "course.classroom in (student, shared)"
+
+
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory: pytest.TempPathFactory, cluster: None) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("classroom")
@@ -255,21 +260,26 @@ def test_a_roster_whose_ids_would_share_names_is_refused(tmp_path: Path) -> None
         _classroom.read_roster(tmp_path / "empty.csv")
 
 
-def test_classroom_down_removes_every_namespace_and_role(classroom: dict[str, Any]) -> None:
+def test_classroom_down_removes_every_namespace_and_role(
+    classroom: dict[str, Any], no_grading_running: None
+) -> None:
     # Runs last in this file: the fixture's own teardown then finds nothing left.
     _classroom.down(classroom["out"])
-    # (read from the listing: a namespace that finishes going between two calls is no error)
+    # (read from the listing: a namespace that finishes going between two calls is no error;
+    # a graded student's work kept for inspection is labelled "grading", not the classroom's)
     left = [
         ns.name
-        for ns in k8s.list_objects("namespaces", selector="course.classroom")
+        for ns in k8s.list_objects("namespaces", selector=CLASSROOM_OWNED)
         if ns.status.get("phase") != "Terminating"
     ]
     assert not left, left
-    assert not k8s.list_objects("clusterroles", selector="course.classroom")
+    assert not k8s.list_objects("clusterroles", selector=CLASSROOM_OWNED)
     assert not classroom["out"].exists()
 
 
-def test_classroom_down_leaves_a_grading_in_progress_its_accounts(tmp_path: Path) -> None:
+def test_classroom_down_leaves_a_grading_in_progress_its_accounts(
+    tmp_path: Path, no_grading_running: None
+) -> None:
     """make classroom-down while make grade runs: the accounts the grading made for its
     students, and the shared namespace they live in, stay; the grading removes its own."""
     student = f"g{int(time.time()) % 100000}-busy"

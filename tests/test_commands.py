@@ -112,7 +112,7 @@ def test_make_exercises_regenerates_exactly_what_is_committed() -> None:
     assert not changed, f"make exercises changed the committed release:\n{changed}"
 
 
-def test_make_classroom_then_classroom_down(tmp_path: Path) -> None:
+def test_make_classroom_then_classroom_down(tmp_path: Path, no_grading_running: None) -> None:
     roster = tmp_path / "students.csv"
     student = f"m{int(time.time()) % 100000}-ada"
     roster.write_text(f"id\n{student}\n")
@@ -128,7 +128,7 @@ def test_make_classroom_then_classroom_down(tmp_path: Path) -> None:
             str(REPO / ".venv/bin/python"),
             "-c",
             "from helpers import k8s; print(len([n for n in "
-            "k8s.list_objects('namespaces', selector='course.classroom') "
+            "k8s.list_objects('namespaces', selector='course.classroom in (student, shared)') "
             "if n.status.get('phase') != 'Terminating']))",
         ],
         capture_output=True,

@@ -24,7 +24,7 @@ import pytest
 
 from helpers import _grading, k8s
 from helpers._grading.cleanup import remove_learner_resources
-from tests.conftest import GRADING_RUNS, LESSON_RUNS
+from tests.conftest import BETWEEN_GRADINGS, GRADING_RUNS, LESSON_RUNS
 from tests.planted import PLANTED, Planted, submissions
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.cluster]
@@ -162,9 +162,11 @@ def start_gradings(session: pytest.Session) -> None:
         futures.wait(lessons)
         for name in wanted:
             try:
-                started[name].set_result(pool.submit(grade_chapter, name).result())
+                with BETWEEN_GRADINGS:
+                    started[name].set_result(pool.submit(grade_chapter, name).result())
             except BaseException as error:  # the chapter's tests report it
                 started[name].set_exception(error)
+            time.sleep(1)  # a Lock is not fair: a test waiting for it gets it now, not never
 
     threading.Thread(target=in_order, name="gradings", daemon=True).start()
     session.config.stash[GRADING_RUNS] = started

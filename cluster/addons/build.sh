@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the cluster add-on images from sources fetched through the Go module proxy:
 #
-#   bash cluster/addons/build.sh coredns metrics-server local-path-provisioner registry
+#   bash cluster/addons/build.sh coredns metrics-server local-path-provisioner registry \
+#     kube-network-policies
 #
 # Each binary is built once and cached under $COURSE_CACHE/addons/, keyed by version and
 # architecture (for the Docker engine's architecture, which is the cluster's: kind on an arm64
@@ -19,8 +20,10 @@ source "$here/common.sh"
 RUN_LOG=$CACHE_DIR/addons/build.log
 GO_IMAGE=${GO_IMAGE:-golang:1.26} # only when Go is not installed
 
-# Module, version, main package, image and version stamp of each add-on.
+# Module, version, main package, image and version stamp of each add-on; a patch (patches/) is
+# applied to the module's own source, which is then built as it is, with its own go.mod.
 describe() { # NAME
+  patch=
   case $1 in
     coredns)
       module=github.com/coredns/coredns version=$COREDNS_VERSION pkg=$module image=$COREDNS_IMAGE
@@ -34,7 +37,10 @@ describe() { # NAME
     registry)
       module=github.com/distribution/distribution/v3 version=$REGISTRY_VERSION pkg=$module/cmd/registry
       image=$REGISTRY_IMAGE stamp="-X $module/version.version=$version" ;;
-    *) fail "unknown add-on '$1' (known: coredns metrics-server local-path-provisioner registry)" ;;
+    kube-network-policies)
+      module=sigs.k8s.io/kube-network-policies version=$NETWORK_POLICIES_VERSION pkg=./cmd
+      image=$NETWORK_POLICIES_IMAGE stamp= patch=$here/patches/kube-network-policies-$version-xt-nfqueue.patch ;;
+    *) fail "unknown add-on '$1' (known: coredns metrics-server local-path-provisioner registry kube-network-policies)" ;;
   esac
 }
 
@@ -59,6 +65,10 @@ build_binary() { # NAME: $CACHE_DIR/addons/NAME-VERSION-linux-ARCH/NAME
   [ -x "$binary" ] && return 0
   mkdir -p "$src" "$out"
   step "Building $name $version for linux/$GOARCH from the Go module proxy (once; cached in $out)"
+  if [ -n "$patch" ]; then
+    build_patched "$name"
+    return 0
+  fi
   # A wrapper module that requires the release: the same dependency versions as upstream's go.mod.
   gomod=$(go_in "$src" mod download -json "$module@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   [ -f "$gomod" ] || fail "could not download $module@$version (is the Go module proxy reachable? try: go mod download $module@$version)"
@@ -73,6 +83,18 @@ build_binary() { # NAME: $CACHE_DIR/addons/NAME-VERSION-linux-ARCH/NAME
   ok "$name $version built"
 }
 
+build_patched() { # NAME: the module's source, patched, built with its own go.mod
+  local dir
+  dir=$(go_in "$src" mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$dir" ] || fail "could not download $module@$version (is the Go module proxy reachable? try: go mod download $module@$version)"
+  rm -rf "$src" && mkdir -p "$(dirname "$src")"
+  cp -r "$dir" "$src" && chmod -R u+w "$src"
+  run git -C "$src" apply --verbose "$patch"
+  run go_in "$src" build -trimpath -ldflags "-s -w" -o "$binary.tmp" "$pkg"
+  mv "$binary.tmp" "$binary"
+  ok "$name $version built (patched: $(basename "$patch"))"
+}
+
 build_image() { # NAME: the image, FROM scratch with the cached binary
   local name=$1 context
   context=$(mktemp -d)
@@ -81,7 +103,7 @@ build_image() { # NAME: the image, FROM scratch with the cached binary
   rm -rf "$context"
 }
 
-[ $# -gt 0 ] || fail "usage: $0 coredns|metrics-server|local-path-provisioner|registry..."
+[ $# -gt 0 ] || fail "usage: $0 coredns|metrics-server|local-path-provisioner|registry|kube-network-policies..."
 GOARCH=$(docker version --format '{{.Server.Arch}}' 2>/dev/null) ||
   fail "no Docker engine answers (make docker starts one on Linux as root)"
 export GOOS=linux GOARCH CGO_ENABLED=0 GOFLAGS=-mod=mod GOMODCACHE GOCACHE

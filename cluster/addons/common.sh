@@ -14,11 +14,17 @@ METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.9.0}
 LOCAL_PATH_VERSION=${LOCAL_PATH_VERSION:-v0.0.30}
 # The OCI registry for charts and images (cluster/registry.sh), distribution's v3 line.
 REGISTRY_VERSION=${REGISTRY_VERSION:-v3.1.2}
+# NetworkPolicy enforcement, the enforcer kind's own network (kindnet) embeds since kind v0.24.
+# It hands the first packet of each connection to NFQUEUE with nftables' `queue` statement, which
+# some kernels are built without (CONFIG_NFT_QUEUE, e.g. Firecracker's); the course's build patches
+# that one statement into the xtables NFQUEUE target (patches/), which those kernels do have.
+NETWORK_POLICIES_VERSION=${NETWORK_POLICIES_VERSION:-v0.8.0}
 
 COREDNS_IMAGE=course/coredns:$COREDNS_VERSION
 METRICS_SERVER_IMAGE=course/metrics-server:$METRICS_SERVER_VERSION
 LOCAL_PATH_IMAGE=course/local-path-provisioner:$LOCAL_PATH_VERSION
 REGISTRY_IMAGE=course/registry:$REGISTRY_VERSION
+NETWORK_POLICIES_IMAGE=course/kube-network-policies:$NETWORK_POLICIES_VERSION
 # The helper pod only runs sh, mkdir and rm: the course's own base has them.
 LOCAL_PATH_HELPER_IMAGE=busybox:1.35
 
@@ -27,7 +33,8 @@ render_manifest() { # FILE [NAME=VALUE...]: extra values (the DNS IP, say) come 
   local file=$1 sed_args=() pair out
   shift
   for pair in "COREDNS_IMAGE=$COREDNS_IMAGE" "METRICS_SERVER_IMAGE=$METRICS_SERVER_IMAGE" \
-    "LOCAL_PATH_IMAGE=$LOCAL_PATH_IMAGE" "LOCAL_PATH_HELPER_IMAGE=$LOCAL_PATH_HELPER_IMAGE" "$@"; do
+    "LOCAL_PATH_IMAGE=$LOCAL_PATH_IMAGE" "LOCAL_PATH_HELPER_IMAGE=$LOCAL_PATH_HELPER_IMAGE" \
+    "NETWORK_POLICIES_IMAGE=$NETWORK_POLICIES_IMAGE" "$@"; do
     sed_args+=(-e "s|\${${pair%%=*}}|${pair#*=}|g")
   done
   out=$(sed "${sed_args[@]}" "$file")
