@@ -150,8 +150,9 @@ def run_all_until_a_picture(page: Any, url: str, folder: Path, notebook: str) ->
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.goto(f"{url}/lab/tree/{notebook}", wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    # JupyterLab's first load and the kernel's start: slow while the lessons run beside this
+    page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     plot = page.locator(".jp-OutputArea-output img").first
     for _attempt in range(3):  # a kernel still connecting can swallow the first Run All
         page.get_by_role("menuitem", name="Run").click()

@@ -27,6 +27,7 @@ from helpers import _grading, k8s
 from helpers._grading import containment
 from helpers._grading.cleanup import learner_of, remove_learner_resources, wait_gone
 from helpers._identity import Chapter
+from tests.conftest import BETWEEN_GRADINGS
 
 
 def integration(test: Any) -> Any:
@@ -570,25 +571,28 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Any:
     cases = build_class(root, prefix, service.getsockname()[1])
     (root / "victim.txt").write_text("the instructor's file")
     released = {p: p.read_bytes() for p in (root / "exercises").rglob("*.ipynb")}
-    started = time.monotonic()
     try:
-        run = _grading.grade(
-            root,
-            root / "collected",
-            jobs=2,
-            timeout=CELL_TIMEOUT,
-            submission_timeout=SUBMISSION_TIMEOUT,
-            cell_output_limit=64 * 1024,
-            notebook_output_limit=256 * 1024,
-        )
-        seconds = time.monotonic() - started
-        # What is left right after the run (later tests grade some students again).
-        left = {
-            "processes": _processes_of(f"sleep {MARK}"),
-            "kernels": _processes_in("course-grading-"),
-            "belongings": {n: _belongings(prefix + n) for n in cases if n != "lost"},
-            "cgroups": _cgroups(),
-        }
+        # Alone: what is left afterwards is looked for machine-wide (kernels, cgroups), so no
+        # chapter is graded in the background meanwhile (tests/test_grading.py).
+        with BETWEEN_GRADINGS:
+            started = time.monotonic()
+            run = _grading.grade(
+                root,
+                root / "collected",
+                jobs=2,
+                timeout=CELL_TIMEOUT,
+                submission_timeout=SUBMISSION_TIMEOUT,
+                cell_output_limit=64 * 1024,
+                notebook_output_limit=256 * 1024,
+            )
+            seconds = time.monotonic() - started
+            # What is left right after the run (later tests grade some students again).
+            left = {
+                "processes": _processes_of(f"sleep {MARK}"),
+                "kernels": _processes_in("course-grading-"),
+                "belongings": {n: _belongings(prefix + n) for n in cases if n != "lost"},
+                "cgroups": _cgroups(),
+            }
         yield {
             "left": left,
             "root": root,

@@ -539,3 +539,30 @@ def test_helms_common_errors_get_a_next_step(stderr: str, advice: str | None) ->
 
     hint = helm._hint(stderr)
     assert (hint is None) if advice is None else (advice in (hint or ""))
+
+
+def test_a_progress_deadline_exceeded_before_the_wait_is_not_its_answer() -> None:
+    """A rollback of a rollout past its deadline: the controller can stamp the new revision with
+    the old verdict once; the wait takes a verdict it saw at its start as old news."""
+    deployment = {
+        "kind": "Deployment",
+        "metadata": {"name": "web", "generation": 4},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}},
+        "status": {
+            "observedGeneration": 4,
+            "conditions": [
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "lastUpdateTime": "2026-12-07T19:00:00Z",
+                    "message": 'ReplicaSet "web-1" has timed out progressing.',
+                }
+            ],
+        },
+    }
+    stuck = waiting._stuck_pods("ns", deployment, "Complete")
+    assert stuck is not None and "progress deadline" in stuck
+    assert waiting._stuck_pods("ns", deployment, "Complete", "2026-12-07T19:00:00Z") is None
+    fresh = waiting._stuck_pods("ns", deployment, "Complete", "2026-12-07T18:00:00Z")
+    assert fresh is not None, "a verdict given after the wait began counts"

@@ -70,8 +70,19 @@ def satisfied(raw: Raw, condition: str) -> bool:
     return status.condition_true(raw, condition)
 
 
-def _stuck_pods(ns: str | None, raw: Raw, condition: str) -> str | None:
-    """Why the wait cannot succeed, if a pod it depends on is stuck for good."""
+def _deadline_exceeded(raw: Raw) -> Raw | None:
+    """A Deployment's Progressing condition, when it says the progress deadline passed."""
+    for c in (raw.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+            return dict(c)
+    return None
+
+
+def _stuck_pods(
+    ns: str | None, raw: Raw, condition: str, old_news: str | None = None
+) -> str | None:
+    """Why the wait cannot succeed, if a pod it depends on is stuck for good. ``old_news``: the
+    lastUpdateTime of a deadline exceeded before the wait began, not to be taken as an answer."""
     if condition in status.HOPELESS_REASONS or condition in (
         "Failed",
         "Succeeded",
@@ -85,9 +96,9 @@ def _stuck_pods(ns: str | None, raw: Raw, condition: str) -> str | None:
     seen = (raw.get("status") or {}).get("observedGeneration", 0)
     current = seen >= (raw.get("metadata") or {}).get("generation", 0)  # not an older spec's news
     if kind == "Deployment" and condition in ("Complete", "Available", "Ready") and current:
-        for c in (raw.get("status") or {}).get("conditions") or []:
-            if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
-                return f"the rollout exceeded its progress deadline: {c.get('message', '')}"
+        exceeded = _deadline_exceeded(raw)
+        if exceeded and exceeded.get("lastUpdateTime") != old_news:
+            return f"the rollout exceeded its progress deadline: {exceeded.get('message', '')}"
     if kind == "Pod":
         candidates = [raw]
     elif kind in ("Deployment", "ReplicaSet", "StatefulSet"):
@@ -146,7 +157,8 @@ def wait(target: str, condition: str, ns: str | None = None, *, timeout: float =
     ``Ready``           ``kubectl wait --for=condition=Ready pod/web`` (pods; deployments:
                         all replicas ready)
     ``Complete``        ``kubectl rollout status deploy/web`` (a rollout has finished; unlike
-                        kubectl, also waits until the old pods have finished stopping)
+                        kubectl, also waits until the old pods have finished stopping, and
+                        gives a deadline exceeded before the wait began one more deadline)
     ``Bound``           ``kubectl wait --for=jsonpath='{.status.phase}'=Bound pvc/data``
     ``deleted``         ``kubectl wait --for=delete pod/web``
     ``exists``          ``kubectl wait --for=create pod/web``
@@ -172,15 +184,26 @@ def wait(target: str, condition: str, ns: str | None = None, *, timeout: float =
     deadline = Deadline(timeout)
     last: dict[str, Any] | None = None
     trouble_check = Deadline(0)
+    # A rollback or a fix of a rollout past its deadline: the controller can mark the new
+    # revision with the old verdict once before it sees progress. That verdict gets one more
+    # deadline (and 10 s) to clear; one given after the wait began counts at once.
+    old_news: str | None = None
+    grace = Deadline(0)
 
     def seen(raw: Mapping[str, Any]) -> Object | None:
-        nonlocal last, trouble_check
+        nonlocal last, trouble_check, old_news, grace
+        first = last is None
         last = {"kind": resource.kind, "apiVersion": resource.api_version, **raw}
         if condition != "deleted" and satisfied(last, condition):
             return Object(last)
+        if first and (exceeded := _deadline_exceeded(last)):
+            old_news = exceeded.get("lastUpdateTime")
+            grace = Deadline(
+                int((last.get("spec") or {}).get("progressDeadlineSeconds") or 600) + 10
+            )
         if trouble_check.expired:
             trouble_check = Deadline(2)
-            stuck = _stuck_pods(where, last, condition)
+            stuck = _stuck_pods(where, last, condition, None if grace.expired else old_news)
             if stuck:
                 raise WaitTimeout(
                     f"{target} will not become {condition}: {stuck}",
