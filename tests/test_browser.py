@@ -145,6 +145,16 @@ def lab_page(url: str) -> Iterator[Any]:
         browser.close()
 
 
+def answer_dialogs(page: Any) -> list[str]:
+    """What JupyterLab's open dialogs say, each answered with its default button (a server slow
+    to answer while the lessons run beside it can open one: it blocks every click)."""
+    said = []
+    for dialog in page.locator(".jp-Dialog").all():
+        said.append(" ".join(dialog.inner_text().split())[:200])
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").first.click(timeout=10_000)
+    return said
+
+
 def run_all_until_a_picture(page: Any, url: str, folder: Path, notebook: str) -> Any:
     """Open the notebook, Run All, and return the live view's picture once it shows."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -154,7 +164,9 @@ def run_all_until_a_picture(page: Any, url: str, folder: Path, notebook: str) ->
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     plot = page.locator(".jp-OutputArea-output img").first
+    dialogs = []
     for _attempt in range(3):  # a kernel still connecting can swallow the first Run All
+        dialogs += answer_dialogs(page)
         page.get_by_role("menuitem", name="Run").click()
         page.get_by_text("Run All Cells", exact=True).click()
         try:
@@ -165,7 +177,7 @@ def run_all_until_a_picture(page: Any, url: str, folder: Path, notebook: str) ->
     page.screenshot(path=str(folder / "failed.png"), full_page=True)
     pytest.fail(
         f"{notebook}: the live view never rendered; screenshot: {folder / 'failed.png'}, "
-        f"server log: {(folder / 'server.log').read_text()[-1500:]}"
+        f"dialogs: {dialogs}, server log: {(folder / 'server.log').read_text()[-1500:]}"
     )
 
 

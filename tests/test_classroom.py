@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from helpers import _classroom, k8s
 from helpers._errors import CourseError
 from helpers._identity import Chapter, learner_label
+from tests.conftest import BETWEEN_GRADINGS
 
 pytestmark = [pytest.mark.cluster]
 REPO = Path(__file__).resolve().parent.parent
@@ -260,42 +261,47 @@ def test_a_roster_whose_ids_would_share_names_is_refused(tmp_path: Path) -> None
         _classroom.read_roster(tmp_path / "empty.csv")
 
 
-def test_classroom_down_removes_every_namespace_and_role(
-    classroom: dict[str, Any], no_grading_running: None
-) -> None:
-    # Runs last in this file: the fixture's own teardown then finds nothing left.
-    _classroom.down(classroom["out"])
-    # (read from the listing: a namespace that finishes going between two calls is no error;
-    # a graded student's work kept for inspection is labelled "grading", not the classroom's)
-    left = [
-        ns.name
-        for ns in k8s.list_objects("namespaces", selector=CLASSROOM_OWNED)
-        if ns.status.get("phase") != "Terminating"
-    ]
-    assert not left, left
-    assert not k8s.list_objects("clusterroles", selector=CLASSROOM_OWNED)
-    assert not classroom["out"].exists()
+class TestClassroomDown:
+    """make classroom-down. What it removes depends on whether a grading is in progress, so no
+    chapter is graded in the background (tests/test_grading.py) from the first of these tests to
+    the last: they wait for it once."""
 
+    @pytest.fixture(scope="class", autouse=True)
+    def no_grading_beside(self) -> Iterator[None]:
+        with BETWEEN_GRADINGS:
+            yield
 
-def test_classroom_down_leaves_a_grading_in_progress_its_accounts(
-    tmp_path: Path, no_grading_running: None
-) -> None:
-    """make classroom-down while make grade runs: the accounts the grading made for its
-    students, and the shared namespace they live in, stay; the grading removes its own."""
-    student = f"g{int(time.time()) % 100000}-busy"
-    _classroom.grading_account(student, "07-helm", tmp_path / "kubeconfig")
-    label = learner_label(student)
-    try:
-        _classroom.down(None)
-        assert k8s.exists(f"serviceaccount/{label}", _classroom.ACCOUNTS)
-        assert k8s.exists(f"clusterrole/course-student-{label}")
-        assert k8s.exists(f"namespace/{Chapter('07-helm', label).namespace}")
-    finally:
-        _classroom.remove_grading_account(student)
-        k8s.delete_namespace(Chapter("07-helm", label).namespace, wait_until_gone=False)
-    _classroom.down(None)  # with no grading left, the shared objects go too
-    shared = k8s.list_objects("namespaces", selector="course.classroom=shared")
-    assert all(ns.status.get("phase") == "Terminating" for ns in shared), shared
+    def test_removes_every_namespace_and_role(self, classroom: dict[str, Any]) -> None:
+        # The classroom fixture's own teardown then finds nothing left.
+        _classroom.down(classroom["out"])
+        # (read from the listing: a namespace that finishes going between two calls is no error;
+        # a graded student's work kept for inspection is labelled "grading", not the classroom's)
+        left = [
+            ns.name
+            for ns in k8s.list_objects("namespaces", selector=CLASSROOM_OWNED)
+            if ns.status.get("phase") != "Terminating"
+        ]
+        assert not left, left
+        assert not k8s.list_objects("clusterroles", selector=CLASSROOM_OWNED)
+        assert not classroom["out"].exists()
+
+    def test_leaves_a_grading_in_progress_its_accounts(self, tmp_path: Path) -> None:
+        """make classroom-down while make grade runs: the accounts the grading made for its
+        students, and the shared namespace they live in, stay; the grading removes its own."""
+        student = f"g{int(time.time()) % 100000}-busy"
+        _classroom.grading_account(student, "07-helm", tmp_path / "kubeconfig")
+        label = learner_label(student)
+        try:
+            _classroom.down(None)
+            assert k8s.exists(f"serviceaccount/{label}", _classroom.ACCOUNTS)
+            assert k8s.exists(f"clusterrole/course-student-{label}")
+            assert k8s.exists(f"namespace/{Chapter('07-helm', label).namespace}")
+        finally:
+            _classroom.remove_grading_account(student)
+            k8s.delete_namespace(Chapter("07-helm", label).namespace, wait_until_gone=False)
+        _classroom.down(None)  # with no grading left, the shared objects go too
+        shared = k8s.list_objects("namespaces", selector="course.classroom=shared")
+        assert all(ns.status.get("phase") == "Terminating" for ns in shared), shared
 
 
 def test_make_grade_grades_every_student_with_credentials_of_their_own(
