@@ -261,15 +261,17 @@ def test_a_roster_whose_ids_would_share_names_is_refused(tmp_path: Path) -> None
         _classroom.read_roster(tmp_path / "empty.csv")
 
 
+@pytest.fixture(scope="class")
+def no_grading_beside() -> Iterator[None]:
+    with BETWEEN_GRADINGS:
+        yield
+
+
+@pytest.mark.usefixtures("no_grading_beside")
 class TestClassroomDown:
     """make classroom-down. What it removes depends on whether a grading is in progress, so no
     chapter is graded in the background (tests/test_grading.py) from the first of these tests to
     the last: they wait for it once."""
-
-    @pytest.fixture(scope="class", autouse=True)
-    def no_grading_beside(self) -> Iterator[None]:
-        with BETWEEN_GRADINGS:
-            yield
 
     def test_removes_every_namespace_and_role(self, classroom: dict[str, Any]) -> None:
         # The classroom fixture's own teardown then finds nothing left.
