@@ -96,14 +96,16 @@ def pytest_terminal_summary(
 
 # COURSE_TIMELINE=file: when each test started and ended, and the load, to see what make test's
 # time is spent on (a tool for whoever shortens it; nothing reads it).
-TIMELINE = os.environ.get("COURSE_TIMELINE")
+def timeline(started: float, what: str) -> None:
+    """One line of the timeline: start, seconds, load, what ran (nothing without COURSE_TIMELINE)."""
+    if path := os.environ.get("COURSE_TIMELINE"):
+        with open(path, "a") as out:
+            load = os.getloadavg()[0]
+            out.write(f"{started:.0f}\t{time.time() - started:.1f}\t{load:.1f}\t{what}\n")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None]:
     started = time.time()
     yield
-    if TIMELINE:
-        with open(TIMELINE, "a") as out:
-            load = os.getloadavg()[0]
-            out.write(f"{started:.0f}\t{time.time() - started:.1f}\t{load:.1f}\t{item.nodeid}\n")
+    timeline(started, item.nodeid)

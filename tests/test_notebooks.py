@@ -16,7 +16,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from tests.conftest import LESSON_RUNS, LESSON_TIMES
+from tests.conftest import LESSON_RUNS, LESSON_TIMES, timeline
 
 REPO = Path(__file__).resolve().parent.parent
 LESSONS = sorted((REPO / "course").glob("[0-9][0-9]-*.ipynb"))
@@ -50,9 +50,7 @@ def run_twice(path: Path) -> list[tuple[nbformat.NotebookNode, float]]:
     for attempt in (1, 2):
         started = time.time()
         runs.append(execute(path))
-        if timeline := os.environ.get("COURSE_TIMELINE"):
-            with open(timeline, "a") as out:
-                out.write(f"{started:.0f}\t{runs[-1][1]:.1f}\t-\tlesson {path.stem} {attempt}\n")
+        timeline(started, f"lesson {path.stem} {attempt}")
     return runs
 
 
